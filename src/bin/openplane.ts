@@ -1,0 +1,195 @@
+import { readFileSync } from "node:fs";
+import { serve } from "@hono/node-server";
+import type { ServerType } from "@hono/node-server";
+import { UsageError, helpText, parseCliArgs } from "../cli/args.js";
+import type { CliArgs } from "../cli/args.js";
+import { ConfigError, loadConfig } from "../config/index.js";
+import type { Config } from "../config/index.js";
+import { createWorker } from "../executor/worker.js";
+import { ConfigFileError, readLanggraphConfig } from "../graphs/config-file.js";
+import { createGraphRegistry } from "../graphs/registry.js";
+import { createApp } from "../http/app.js";
+import { installShutdown } from "../lifecycle/shutdown.js";
+import { createLogger } from "../lib/logger.js";
+import type { Logger } from "../lib/logger.js";
+import { Releasers } from "../lib/releasers.js";
+import { createAssistantsRepo } from "../storage/assistants.js";
+import { migrate } from "../storage/migrate.js";
+import { createRunsRepo } from "../storage/runs.js";
+import { createThreadsRepo } from "../storage/threads.js";
+import { openStores } from "./stores.js";
+
+const VERSION = (JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }).version;
+
+function fail(message: string, code: number): never {
+  process.stderr.write(`openplane: ${message}\n`);
+  process.exit(code);
+}
+
+async function main(argv: string[]): Promise<void> {
+  let args: CliArgs;
+  try {
+    args = parseCliArgs(argv);
+  } catch (err) {
+    if (err instanceof UsageError) fail(`${err.message} (see openplane --help)`, 2);
+    throw err;
+  }
+  if (args.help) return void process.stdout.write(`${helpText(argv.some((a) => !a.startsWith("-")) ? args.command : undefined)}\n`);
+  if (args.version) return void process.stdout.write(`${VERSION}\n`);
+
+  // langgraph.json comes first: its `env` may carry settings (never overriding the real environment).
+  const graphsFile =
+    args.command === "migrate"
+      ? null
+      : await readLanggraphConfig(args.config).catch((err) => {
+          if (err instanceof ConfigFileError) fail(err.message, 2);
+          throw err;
+        });
+  for (const [k, v] of Object.entries(graphsFile?.env ?? {})) process.env[k] ??= v;
+
+  let config: Readonly<Config>;
+  try {
+    config = loadConfig(process.env);
+  } catch (err) {
+    if (err instanceof ConfigError) fail(err.message, 2);
+    throw err;
+  }
+  const logger = createLogger({ level: config.logLevel, json: config.logJson });
+  const needsRedis = args.command === "worker" || config.nJobsPerWorker === 0;
+  if (needsRedis && !config.redisUri) {
+    fail(
+      args.command === "worker"
+        ? "openplane worker needs REDIS_URI (or REDIS_URI_CUSTOM): without Redis, streams and cancel signals stay inside one process. Use `openplane up` instead."
+        : "N_JOBS_PER_WORKER=0 (API only) needs REDIS_URI (or REDIS_URI_CUSTOM) so separate workers can reach this API's streams.",
+      2,
+    );
+  }
+
+  const releasers = new Releasers();
+  const shutdown = new AbortController();
+  let server: ServerType | null = null;
+  let worker: ReturnType<typeof createWorker> | null = null;
+  // Order: stop accepting connections; let in-flight runs finish (their streams
+  // end with them) or hand them back; end the remaining streams; close stores.
+  const stop = async () => {
+    const closed = server ? closeServer(server, config.shutdownGraceSecs * 1000 + 5_000) : Promise.resolve();
+    await worker?.close(config.shutdownGraceSecs * 1000);
+    shutdown.abort();
+    await closed;
+    await releasers.release((name, err) => logger.warn({ err, resource: name }, "cleanup failed"));
+  };
+  installShutdown({
+    run: stop,
+    deadlineMs: (config.shutdownGraceSecs + 15) * 1000,
+    log: (msg, extra) => logger.info(extra ?? {}, msg),
+  });
+
+  try {
+    await run(args, config, logger, releasers, graphsFile, shutdown.signal, (s) => (server = s), (w) => (worker = w));
+  } catch (err) {
+    logger.error({ err: err instanceof Error ? err : new Error(String(err)) }, "start-up failed");
+    await stop().catch(() => {});
+    process.exit(1);
+  }
+  if (args.command === "migrate") {
+    await stop();
+    process.exit(0);
+  }
+}
+
+async function run(
+  args: CliArgs,
+  config: Readonly<Config>,
+  logger: Logger,
+  releasers: Releasers,
+  graphsFile: Awaited<ReturnType<typeof readLanggraphConfig>> | null,
+  shutdown: AbortSignal,
+  setServer: (s: ServerType) => void,
+  setWorker: (w: ReturnType<typeof createWorker>) => void,
+): Promise<void> {
+  const stores = await openStores(config, releasers, logger);
+  // Every role migrates at start: it is idempotent and serialised by an advisory lock.
+  const { applied } = await migrate(stores.sql, { alsoUnderLock: () => stores.checkpointer.setup() });
+  if (applied.length) logger.info({ applied }, "migrations applied");
+  if (args.command === "migrate" || !graphsFile) return;
+
+  const graphs = createGraphRegistry(graphsFile.graphs, stores.checkpointer);
+  await graphs.loadAll();
+  const assistants = createAssistantsRepo(stores.sql);
+  const threads = createThreadsRepo(stores.sql);
+  const runs = createRunsRepo(stores.sql);
+  for (const id of graphs.ids) await assistants.upsertSystem(id);
+  const deleteCheckpoints = (threadId: string) => stores.checkpointer.deleteThread(threadId);
+
+  if (args.command === "worker" || config.nJobsPerWorker > 0) {
+    const worker = createWorker({
+      runs,
+      threads,
+      queue: stores.queue,
+      bus: stores.bus,
+      graphs,
+      deleteCheckpoints,
+      logger,
+      concurrency: Math.max(1, config.nJobsPerWorker),
+      leaseSecs: config.runLeaseSecs,
+      maxAttempts: config.runMaxAttempts,
+      runTimeoutSecs: config.runTimeoutSecs,
+      sweepIntervalSecs: config.sweepIntervalSecs,
+    });
+    setWorker(worker);
+    await worker.start();
+    logger.info({ concurrency: config.nJobsPerWorker, owner: worker.owner }, "worker started");
+  }
+  if (args.command === "worker") return;
+
+  const app = createApp({
+    assistants,
+    threads,
+    runs,
+    queue: stores.queue,
+    bus: stores.bus,
+    graphs,
+    deleteCheckpoints,
+    checkDb: async () => void (await stores.sql`SELECT 1`),
+    logger,
+    version: VERSION,
+    sseHeartbeatMs: config.sseHeartbeatSecs * 1000,
+    maxBodyBytes: config.maxBodyBytes,
+    shutdown,
+  });
+  const server = await listen(app.fetch, args.host, args.port);
+  setServer(server);
+  const addr = server.address();
+  const port = typeof addr === "object" && addr ? addr.port : args.port;
+  logger.info(
+    { url: `http://${args.host}:${port}`, graphs: [...graphs.ids], postgres: stores.embedded ? "embedded" : "external", redis: stores.redis ? "external" : "none" },
+    "openplane is serving",
+  );
+}
+
+function listen(fetch: (req: Request) => Response | Promise<Response>, host: string, port: number): Promise<ServerType> {
+  return new Promise((resolve, reject) => {
+    const server = serve({ fetch, hostname: host, port }, () => resolve(server));
+    server.once("error", (err: NodeJS.ErrnoException) =>
+      reject(err.code === "EADDRINUSE" ? new Error(`port ${port} on ${host} is already in use (choose another with --port)`) : err),
+    );
+  });
+}
+
+/** Stops accepting connections; open streams end via the shutdown signal; stragglers are cut at the deadline. */
+function closeServer(server: ServerType, deadlineMs: number): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
+      resolve();
+    }, deadlineMs);
+    timer.unref();
+    server.close(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+    (server as unknown as { closeIdleConnections?: () => void }).closeIdleConnections?.();
+  });
+}
+
+await main(process.argv.slice(2));

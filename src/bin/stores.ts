@@ -1,0 +1,69 @@
+import { Redis } from "ioredis";
+import type { Config } from "../config/index.js";
+import type { Releasers } from "../lib/releasers.js";
+import type { Logger } from "../lib/logger.js";
+import { createBullmqQueue } from "../queue/bullmq-queue.js";
+import type { RunQueue } from "../queue/run-queue.js";
+import { createCheckpointer } from "../storage/checkpointer.js";
+import { createSql } from "../storage/db.js";
+import type { Sql } from "../storage/db.js";
+import { startEmbeddedPostgres } from "../storage/embedded.js";
+import type { RunStreamBus } from "../stream/bus.js";
+import { createMemoryBus } from "../stream/memory-bus.js";
+import { createRedisBus } from "../stream/redis-bus.js";
+
+export interface Stores {
+  postgresUri: string;
+  embedded: boolean;
+  sql: Sql;
+  checkpointer: ReturnType<typeof createCheckpointer>["saver"];
+  redis: Redis | null;
+  bus: RunStreamBus;
+  queue: RunQueue;
+}
+
+/**
+ * Opens every store, registering each cleanup as soon as the resource exists.
+ * Pool budget: LANGGRAPH_POSTGRES_POOL_MAX_SIZE split between our pool (half),
+ * the checkpointer's pool and the Postgres queue backend.
+ */
+export async function openStores(config: Config, releasers: Releasers, logger: Logger): Promise<Stores> {
+  let postgresUri = config.postgresUri;
+  const embedded = postgresUri === null;
+  if (postgresUri === null) {
+    const pg = await startEmbeddedPostgres(config.dataDir, (m) => logger.info(m));
+    releasers.add("embedded postgres", () => pg.stop());
+    postgresUri = pg.uri;
+    logger.info({ port: pg.port, data_dir: config.dataDir }, "embedded PostgreSQL started");
+  }
+  const budget = config.postgresPoolMax;
+  const ours = Math.max(2, Math.floor(budget / 2));
+  const sql = createSql(postgresUri, ours);
+  releasers.add("postgres pool", () => sql.end({ timeout: 5 }));
+  const { saver, pool } = createCheckpointer(postgresUri, Math.max(2, budget - ours - 2), (err) =>
+    logger.warn({ err }, "checkpointer pool error"),
+  );
+  releasers.add("checkpointer pool", () => pool.end());
+
+  let redis: Redis | null = null;
+  if (config.redisUri) {
+    const client = new Redis(config.redisUri, { maxRetriesPerRequest: null, lazyConnect: true });
+    client.on("error", (err) => logger.warn({ err: err.message }, "redis error"));
+    releasers.add("redis", () => client.quit().catch(() => client.disconnect()));
+    await client.connect();
+    redis = client;
+  }
+  const onError = (err: unknown) => logger.warn({ err }, "queue/stream error");
+  const bus = redis
+    ? createRedisBus({ client: redis, prefix: config.redisKeyPrefix, ttlSecs: config.resumableStreamTtlSecs, onError })
+    : createMemoryBus({ ttlSecs: config.resumableStreamTtlSecs });
+  releasers.add("stream bus", () => bus.close());
+  const queue = createBullmqQueue(
+    redis
+      ? { kind: "redis", connection: redis, prefix: `${config.redisKeyPrefix}bull` }
+      : { kind: "postgres", uri: postgresUri, schema: "openplane_queue", poolMax: 2 },
+    onError,
+  );
+  releasers.add("run queue", () => queue.close());
+  return { postgresUri, embedded, sql, checkpointer: saver, redis, bus, queue };
+}

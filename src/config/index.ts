@@ -1,0 +1,72 @@
+import { envSchema } from "./schema.js";
+
+/**
+ * The parsed, frozen configuration. `config/` is the only module that reads
+ * environment variables; everything else receives a `Config`.
+ */
+export interface Config {
+  /** POSTGRES_URI_CUSTOM, else POSTGRES_URI, else DATABASE_URI; null = embedded PostgreSQL. */
+  postgresUri: string | null;
+  /** REDIS_URI_CUSTOM, else REDIS_URI; null = no Redis (Postgres queue, in-process streams). */
+  redisUri: string | null;
+  redisKeyPrefix: string;
+  postgresPoolMax: number;
+  dataDir: string;
+  nJobsPerWorker: number;
+  runTimeoutSecs: number;
+  runMaxAttempts: number;
+  shutdownGraceSecs: number;
+  resumableStreamTtlSecs: number;
+  runLeaseSecs: number;
+  sweepIntervalSecs: number;
+  sseHeartbeatSecs: number;
+  maxBodyBytes: number;
+  logLevel: string;
+  logJson: boolean;
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
+    this.name = "ConfigError";
+  }
+}
+
+/** Parses `env` once, reporting every problem together, each naming its variable. */
+export function loadConfig(env: Record<string, string | undefined>): Readonly<Config> {
+  // Empty strings mean "unset" (compose files often pass VAR= through).
+  const present = Object.fromEntries(
+    Object.keys(envSchema.shape)
+      .map((k) => [k, env[k]] as const)
+      .filter(([, v]) => v !== undefined && v !== ""),
+  );
+  const parsed = envSchema.safeParse(present);
+  if (!parsed.success) {
+    throw new ConfigError(
+      parsed.error.issues.map((i) => `${String(i.path[0] ?? "environment")}: ${i.message}`),
+    );
+  }
+  const e = parsed.data;
+  const problems: string[] = [];
+  if (e.LANGGRAPH_POSTGRES_POOL_MAX_SIZE < 4)
+    problems.push("LANGGRAPH_POSTGRES_POOL_MAX_SIZE: must be at least 4 (API, worker, checkpointer and queue share it)");
+  if (problems.length) throw new ConfigError(problems);
+  return Object.freeze({
+    postgresUri: e.POSTGRES_URI_CUSTOM ?? e.POSTGRES_URI ?? e.DATABASE_URI ?? null,
+    redisUri: e.REDIS_URI_CUSTOM ?? e.REDIS_URI ?? null,
+    redisKeyPrefix: e.REDIS_KEY_PREFIX,
+    postgresPoolMax: e.LANGGRAPH_POSTGRES_POOL_MAX_SIZE,
+    dataDir: e.OPENPLANE_DATA_DIR,
+    nJobsPerWorker: e.N_JOBS_PER_WORKER,
+    runTimeoutSecs: e.BG_JOB_TIMEOUT_SECS,
+    runMaxAttempts: e.BG_JOB_MAX_RETRIES,
+    shutdownGraceSecs: e.BG_JOB_SHUTDOWN_GRACE_PERIOD_SECS,
+    resumableStreamTtlSecs: e.RESUMABLE_STREAM_TTL_SECONDS,
+    runLeaseSecs: e.OPENPLANE_RUN_LEASE_SECS,
+    sweepIntervalSecs: e.OPENPLANE_SWEEP_INTERVAL_SECS,
+    sseHeartbeatSecs: e.OPENPLANE_SSE_HEARTBEAT_SECS,
+    maxBodyBytes: e.HTTP_MAX_REQUEST_BODY_BYTES,
+    logLevel: e.LOG_LEVEL,
+    logJson: e.LOG_JSON,
+  });
+}

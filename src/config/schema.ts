@@ -1,0 +1,51 @@
+import { z } from "zod";
+
+const bool = z
+  .enum(["true", "false", "1", "0", "yes", "no", "TRUE", "FALSE", "True", "False"])
+  .transform((v) => ["true", "1", "yes"].includes(v.toLowerCase()));
+
+const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+const uri = (schemes: string[]) =>
+  z.string().refine(
+    (v) => {
+      try {
+        return schemes.includes(new URL(v).protocol);
+      } catch {
+        return false;
+      }
+    },
+    { message: `must be a URL starting with ${schemes.map((s) => `${s}//`).join(" or ")}` },
+  );
+
+/**
+ * Every environment variable openplane reads. Names follow the official
+ * LangGraph server where one exists. Each key is documented in README.md.
+ */
+export const envSchema = z.object({
+  POSTGRES_URI_CUSTOM: uri(["postgres:", "postgresql:"]).optional(),
+  POSTGRES_URI: uri(["postgres:", "postgresql:"]).optional(),
+  DATABASE_URI: uri(["postgres:", "postgresql:"]).optional(),
+  REDIS_URI_CUSTOM: uri(["redis:", "rediss:"]).optional(),
+  REDIS_URI: uri(["redis:", "rediss:"]).optional(),
+  REDIS_KEY_PREFIX: z.string().regex(/^[A-Za-z0-9_.:-]*$/, "may only contain letters, digits and _ . : -").default(""),
+  LANGGRAPH_POSTGRES_POOL_MAX_SIZE: int(2, 1000).default(20),
+  OPENPLANE_DATA_DIR: z.string().min(1).default(".openplane"),
+  N_JOBS_PER_WORKER: int(0, 1000).default(10),
+  BG_JOB_TIMEOUT_SECS: int(1, 7 * 24 * 3600).default(3600),
+  BG_JOB_MAX_RETRIES: int(1, 100).default(3),
+  BG_JOB_SHUTDOWN_GRACE_PERIOD_SECS: int(0, 3600).default(180),
+  RESUMABLE_STREAM_TTL_SECONDS: int(1, 7 * 24 * 3600).default(120),
+  OPENPLANE_RUN_LEASE_SECS: int(2, 3600).default(30),
+  OPENPLANE_SWEEP_INTERVAL_SECS: int(1, 3600).default(10),
+  OPENPLANE_SSE_HEARTBEAT_SECS: int(1, 300).default(5),
+  HTTP_MAX_REQUEST_BODY_BYTES: int(1024, 2 ** 31).default(300 * 1024 * 1024),
+  LOG_LEVEL: z
+    .string()
+    .transform((v) => v.toLowerCase())
+    .pipe(z.enum(["trace", "debug", "info", "warn", "warning", "error", "fatal", "silent"]))
+    .transform((v) => (v === "warning" ? "warn" : v))
+    .default("info"),
+  LOG_JSON: bool.default(false),
+});
+
+export type Env = z.infer<typeof envSchema>;

@@ -1,0 +1,153 @@
+import { hostname } from "node:os";
+import type { GraphRegistry } from "../graphs/registry.js";
+import type { Logger } from "../lib/logger.js";
+import { uuidv7 } from "../lib/uuid.js";
+import type { RunQueue, RunQueueConsumer } from "../queue/run-queue.js";
+import type { RunsRepo } from "../storage/runs.js";
+import type { ThreadsRepo } from "../storage/threads.js";
+import type { RunStreamBus } from "../stream/bus.js";
+import type { AbortReason } from "./execute-run.js";
+import { executeRun } from "./execute-run.js";
+
+export interface WorkerDeps {
+  runs: RunsRepo;
+  threads: ThreadsRepo;
+  queue: RunQueue;
+  bus: RunStreamBus;
+  graphs: GraphRegistry;
+  /** Deletes a thread's checkpoints (temporary runs clean up after themselves). */
+  deleteCheckpoints: (threadId: string) => Promise<void>;
+  logger: Logger;
+  concurrency: number;
+  leaseSecs: number;
+  maxAttempts: number;
+  runTimeoutSecs: number;
+  sweepIntervalSecs: number;
+}
+
+/** created → active → stopping → stopped */
+export type WorkerState = "created" | "active" | "stopping" | "stopped";
+
+/**
+ * Consumes the run queue: claims each run in Postgres, executes it with a
+ * renewed lease, records the outcome and dispatches the thread's next run.
+ * Also sweeps: runs whose worker died go back to pending, and pending runs
+ * missing from the queue (Redis flushed) are dispatched again.
+ */
+export function createWorker(deps: WorkerDeps) {
+  const owner = `${hostname()}:${process.pid}:${uuidv7().slice(-12)}`;
+  const log = deps.logger.child({ component: "worker" });
+  const active = new Map<string, AbortController>();
+  let state: WorkerState = "created";
+  let consumer: RunQueueConsumer | null = null;
+  let sweepTimer: NodeJS.Timeout | null = null;
+  let sweeping: Promise<void> | null = null;
+
+  async function handle(runId: string): Promise<void> {
+    if (state !== "active") return;
+    const run = await deps.runs.claim(runId, owner, deps.leaseSecs);
+    if (!run) return;
+    const rlog = log.child({ run_id: run.run_id, thread_id: run.thread_id, attempt: run.attempt });
+    if (run.attempt > deps.maxAttempts) {
+      rlog.warn("run exceeded max attempts");
+      await deps.runs.failExhausted(run.run_id, owner);
+      await deps.bus.finish(run.run_id);
+      return;
+    }
+    rlog.info("run started");
+    const controller = new AbortController();
+    active.set(run.run_id, controller);
+    const abort = (reason: AbortReason) => {
+      if (!controller.signal.aborted) controller.abort(reason);
+    };
+    const heartbeat = setInterval(() => {
+      deps.runs.heartbeat(run.run_id, owner, deps.leaseSecs).then(
+        (held) => held || abort("lease_lost"),
+        (err) => rlog.warn({ err }, "lease renewal failed"),
+      );
+    }, (deps.leaseSecs * 1000) / 3);
+    const timeout = setTimeout(() => abort("timeout"), deps.runTimeoutSecs * 1000);
+    const unlisten = await deps.bus.onControl(run.run_id, (action) => abort(action));
+    const started = Date.now();
+    try {
+      const outcome = await executeRun(deps, run, controller.signal);
+      const { finished, next } = await deps.runs.finish({ run_id: run.run_id, owner, ...outcome });
+      rlog.info({ status: outcome.status, ms: Date.now() - started, recorded: finished }, "run finished");
+      await deps.bus.finish(run.run_id);
+      if (next) await deps.queue.dispatch([next]);
+      if (run.kwargs.temporary && finished) {
+        await deps.threads.delete(run.thread_id);
+        await deps.deleteCheckpoints(run.thread_id);
+      }
+    } catch (err) {
+      // Aborted for shutdown or lease loss. On shutdown, give the run back now
+      // rather than waiting for the lease to lapse; another worker resumes it
+      // from its last checkpoint.
+      const reason = controller.signal.reason as AbortReason | undefined;
+      if (reason === "shutdown") {
+        const back = await deps.runs.release(run.run_id, owner).catch(() => null);
+        if (back) await deps.queue.dispatch([back]).catch(() => {});
+      }
+      rlog.warn({ err: reason ? undefined : err, reason }, "run handed back");
+    } finally {
+      clearInterval(heartbeat);
+      clearTimeout(timeout);
+      active.delete(run.run_id);
+      await unlisten().catch(() => {});
+    }
+  }
+
+  async function sweep(): Promise<void> {
+    const { requeued, failed } = await deps.runs.reclaimExpired(deps.maxAttempts);
+    for (const id of failed) await deps.bus.finish(id).catch(() => {});
+    const pending = await deps.runs.dispatchable(1000);
+    const all = [...requeued, ...pending];
+    if (all.length > 0) await deps.queue.dispatch(all);
+    if (requeued.length || failed.length) log.info({ requeued: requeued.length, failed: failed.length }, "swept expired leases");
+  }
+
+  const runSweep = () => {
+    sweeping ??= sweep()
+      .catch((err) => log.warn({ err }, "sweep failed"))
+      .finally(() => (sweeping = null));
+    return sweeping;
+  };
+
+  return {
+    get state() {
+      return state;
+    },
+    get owner() {
+      return owner;
+    },
+    async start(): Promise<void> {
+      if (state !== "created") return;
+      state = "active";
+      consumer = await deps.queue.consume(deps.concurrency, handle);
+      await runSweep();
+      sweepTimer = setInterval(runSweep, deps.sweepIntervalSecs * 1000);
+      sweepTimer.unref();
+    },
+    /**
+     * Stops taking runs, lets active runs finish for `graceMs`, then aborts
+     * the rest; their leases lapse and another worker resumes them from their
+     * last checkpoint.
+     */
+    async close(graceMs: number): Promise<void> {
+      if (state === "stopped" || state === "stopping") return;
+      state = "stopping";
+      if (sweepTimer) clearInterval(sweepTimer);
+      const drained = consumer?.close(false) ?? Promise.resolve();
+      const timer = new Promise<"timeout">((r) => setTimeout(() => r("timeout"), graceMs).unref());
+      if ((await Promise.race([drained.then(() => "drained" as const), timer])) === "timeout") {
+        log.warn({ active: active.size }, "grace period over: handing back active runs");
+        for (const c of active.values()) c.abort("shutdown");
+        await consumer?.close(true);
+      }
+      await sweeping;
+      state = "stopped";
+    },
+  };
+}
+
+export type RunWorker = ReturnType<typeof createWorker>;

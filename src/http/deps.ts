@@ -1,0 +1,33 @@
+import type { GraphRegistry } from "../graphs/registry.js";
+import type { Logger } from "../lib/logger.js";
+import type { RunQueue } from "../queue/run-queue.js";
+import type { AssistantsRepo } from "../storage/assistants.js";
+import type { RunsRepo } from "../storage/runs.js";
+import type { ThreadsRepo } from "../storage/threads.js";
+import type { RunStreamBus } from "../stream/bus.js";
+
+/** Everything the HTTP API needs, injected by the caller (src/bin). */
+export interface AppDeps {
+  assistants: AssistantsRepo;
+  threads: ThreadsRepo;
+  runs: RunsRepo;
+  queue: RunQueue;
+  bus: RunStreamBus;
+  graphs: GraphRegistry;
+  /** Deletes every checkpoint of a thread (the checkpointer owns those tables). */
+  deleteCheckpoints: (threadId: string) => Promise<void>;
+  /** Answers /ok?check_db=1. */
+  checkDb: () => Promise<void>;
+  logger: Logger;
+  version: string;
+  sseHeartbeatMs: number;
+  maxBodyBytes: number;
+  /** Aborted when the server starts shutting down: open streams end cleanly. */
+  shutdown: AbortSignal;
+}
+
+declare module "hono" {
+  interface ContextVariableMap {
+    deps: AppDeps;
+  }
+}

@@ -1,0 +1,190 @@
+import type { Context } from "hono";
+import { Hono } from "hono";
+import { stream } from "hono/streaming";
+import { notFound } from "../../domain/errors.js";
+import { isTerminal } from "../../domain/run.js";
+import type { Run } from "../../domain/run.js";
+import type { Subscription } from "../../stream/bus.js";
+import { toJson } from "../../stream/serialize.js";
+import type { AppDeps } from "../deps.js";
+import { createRun, prepareRun, runPath } from "../run-create.js";
+import { joinQuerySchema, runCreateStatefulSchema, runCreateStatelessSchema } from "../schemas.js";
+import { sseResponse } from "../sse.js";
+import { body, query, uuidParam } from "../validate.js";
+
+/** Thread runs (`/threads/:thread_id/runs...`) and stateless runs (`/runs...`). */
+export function runRoutes(): Hono {
+  const app = new Hono();
+
+  // ---- stateful -------------------------------------------------------------------------
+  app.post("/threads/:thread_id/runs", async (c) => {
+    const threadId = uuidParam(c, "thread_id");
+    const b = await body(c, runCreateStatefulSchema);
+    const run = await createRun(c.var.deps, prepareRun(threadId), b);
+    c.header("Content-Location", runPath(run, false));
+    return c.json(run);
+  });
+
+  app.post("/threads/:thread_id/runs/stream", async (c) => {
+    const threadId = uuidParam(c, "thread_id");
+    return streamNewRun(c, threadId, await body(c, runCreateStatefulSchema));
+  });
+
+  app.post("/threads/:thread_id/runs/wait", async (c) => {
+    const threadId = uuidParam(c, "thread_id");
+    return waitNewRun(c, threadId, await body(c, runCreateStatefulSchema));
+  });
+
+  app.get("/threads/:thread_id/runs", async (c) => {
+    const threadId = uuidParam(c, "thread_id");
+    const deps = c.var.deps;
+    if (!(await deps.threads.get(threadId))) throw notFound(`Thread with ID ${threadId} not found`);
+    const limit = Math.min(1000, Math.max(1, Number(c.req.query("limit") ?? 10) || 10));
+    const offset = Math.max(0, Number(c.req.query("offset") ?? 0) || 0);
+    return c.json(await deps.runs.list(threadId, limit, offset));
+  });
+
+  app.get("/threads/:thread_id/runs/:run_id", async (c) => {
+    const run = await getRun(c, uuidParam(c, "thread_id"));
+    return c.json(run);
+  });
+
+  app.get("/threads/:thread_id/runs/:run_id/join", async (c) => {
+    const run = await getRun(c, uuidParam(c, "thread_id"));
+    return joinRun(c, run, false);
+  });
+
+  app.get("/threads/:thread_id/runs/:run_id/stream", async (c) => {
+    const run = await getRun(c, uuidParam(c, "thread_id"));
+    return joinStream(c, run, false);
+  });
+
+  // ---- stateless ------------------------------------------------------------------------
+  app.post("/runs", async (c) => {
+    const b = await body(c, runCreateStatelessSchema);
+    const run = await createRun(c.var.deps, prepareRun(null), b);
+    c.header("Content-Location", runPath(run, true));
+    return c.json(run);
+  });
+
+  app.post("/runs/stream", async (c) => streamNewRun(c, null, await body(c, runCreateStatelessSchema)));
+  app.post("/runs/wait", async (c) => waitNewRun(c, null, await body(c, runCreateStatelessSchema)));
+
+  app.get("/runs/:run_id/stream", async (c) => joinStream(c, await getRun(c, null), true));
+  app.get("/runs/:run_id/join", async (c) => joinRun(c, await getRun(c, null), true));
+
+  return app;
+}
+
+async function getRun(c: Context, threadId: string | null): Promise<Run> {
+  const runId = uuidParam(c, "run_id");
+  const run = await c.var.deps.runs.get(threadId, runId);
+  if (!run) throw notFound(`Run ${runId} not found`);
+  return run;
+}
+
+async function streamNewRun(c: Context, threadId: string | null, b: Parameters<typeof createRun>[2]) {
+  const deps = c.var.deps;
+  const prepared = prepareRun(threadId);
+  // Subscribe before inserting: the first event (metadata) cannot be missed.
+  const sub = await deps.bus.subscribe(prepared.run_id, { after: "-1" });
+  let run: Run;
+  try {
+    run = await createRun(deps, prepared, b);
+  } catch (err) {
+    await sub.close();
+    throw err;
+  }
+  const path = runPath(run, prepared.stateless);
+  return sseResponse(c, sub, {
+    headers: { "Content-Location": path, Location: `${path}/stream` },
+    heartbeatMs: deps.sseHeartbeatMs,
+    shutdown: deps.shutdown,
+    onDisconnect: b.on_disconnect === "cancel" ? () => void deps.bus.sendControl(run.run_id, "interrupt") : undefined,
+  });
+}
+
+async function waitNewRun(c: Context, threadId: string | null, b: Parameters<typeof createRun>[2]) {
+  const deps = c.var.deps;
+  const prepared = prepareRun(threadId);
+  const sub = await deps.bus.subscribe(prepared.run_id, { after: "-1" });
+  let run: Run;
+  try {
+    run = await createRun(deps, prepared, b);
+  } catch (err) {
+    await sub.close();
+    throw err;
+  }
+  const path = runPath(run, prepared.stateless);
+  c.header("Content-Location", path);
+  c.header("Location", `${path}/join`);
+  return waitBody(c, run, sub, b.on_disconnect === "cancel");
+}
+
+async function joinStream(c: Context, run: Run, stateless: boolean) {
+  const deps = c.var.deps;
+  const q = query(c, joinQuerySchema);
+  const lastEventId = c.req.header("Last-Event-ID") ?? undefined;
+  const sub = await deps.bus.subscribe(run.run_id, { after: lastEventId });
+  await stopIfEnded(c, run, sub);
+  const path = runPath(run, stateless);
+  return sseResponse(c, sub, {
+    headers: { "Content-Location": path, Location: `${path}/stream` },
+    heartbeatMs: deps.sseHeartbeatMs,
+    shutdown: deps.shutdown,
+    onDisconnect: q.cancel_on_disconnect ? () => void deps.bus.sendControl(run.run_id, "interrupt") : undefined,
+  });
+}
+
+async function joinRun(c: Context, run: Run, stateless: boolean) {
+  const deps = c.var.deps;
+  const q = query(c, joinQuerySchema);
+  const sub = await deps.bus.subscribe(run.run_id, {});
+  await stopIfEnded(c, run, sub);
+  const path = runPath(run, stateless);
+  c.header("Content-Location", path);
+  c.header("Location", `${path}/join`);
+  return waitBody(c, run, sub, q.cancel_on_disconnect ?? false);
+}
+
+/** A run that already ended in Postgres will publish nothing more: deliver what the log holds, then stop. */
+async function stopIfEnded(c: Context, run: Run, sub: Subscription) {
+  const fresh = await c.var.deps.runs.get(run.thread_id, run.run_id);
+  if (!fresh || isTerminal(fresh.status)) sub.drainAndStop();
+}
+
+/**
+ * The /wait and /join body: whitespace keep-alives while the run executes,
+ * then the final state values, or `{"__error__": ...}` if the run failed.
+ */
+function waitBody(c: Context, run: Run, sub: Subscription, cancelOnDisconnect: boolean) {
+  const deps = c.var.deps;
+  c.header("Content-Type", "application/json");
+  return stream(c, async (s) => {
+    let done = false;
+    s.onAbort(() => {
+      if (!done && cancelOnDisconnect) void deps.bus.sendControl(run.run_id, "interrupt");
+      void sub.close();
+    });
+    const onShutdown = () => void sub.close();
+    deps.shutdown.addEventListener("abort", onShutdown, { once: true });
+    const keepAlive = setInterval(() => void s.write("\n").catch(() => sub.close()), deps.sseHeartbeatMs);
+    let lastValues: string | null = null;
+    let error: string | null = null;
+    try {
+      for await (const ev of sub) {
+        if (ev.event === "values") lastValues = ev.data;
+        else if (ev.event === "error") error = ev.data;
+      }
+      done = true;
+      if (error) return void (await s.write(`{"__error__":${error}}`));
+      if (lastValues) return void (await s.write(lastValues));
+      const thread = await deps.threads.get(run.thread_id);
+      await s.write(toJson(thread?.values ?? {}));
+    } finally {
+      clearInterval(keepAlive);
+      deps.shutdown.removeEventListener("abort", onShutdown);
+      await sub.close();
+    }
+  });
+}

@@ -1,0 +1,99 @@
+import type { Assistant } from "../domain/assistant.js";
+import { badRequest, invalid } from "../domain/errors.js";
+import type { Run, RunKwargs, StreamMode } from "../domain/run.js";
+import { uuidv7 } from "../lib/uuid.js";
+import type { AppDeps } from "./deps.js";
+import type { RunCreateStateful, RunCreateStateless } from "./schemas.js";
+
+type RunCreate = RunCreateStateful & { on_completion?: "delete" | "keep" };
+
+export interface PreparedRun {
+  run_id: string;
+  thread_id: string;
+  stateless: boolean;
+}
+
+/** Ids are minted before the insert so a streaming caller can subscribe first. */
+export function prepareRun(threadId: string | null): PreparedRun {
+  return { run_id: uuidv7(), thread_id: threadId ?? uuidv7(), stateless: threadId === null };
+}
+
+const isNonEmpty = (o: Record<string, unknown> | null | undefined) => !!o && Object.keys(o).length > 0;
+
+/**
+ * Validates and inserts a run, then rings the queue. Merge rules follow the
+ * official server (api.md §2.9): assistant config ⊕ request config, with the
+ * server's own keys stamped into `configurable`.
+ */
+export async function createRun(deps: AppDeps, prepared: PreparedRun, body: RunCreate | RunCreateStateless): Promise<Run> {
+  const b = body as RunCreate;
+  if (b.multitask_strategy === "interrupt" || b.multitask_strategy === "rollback") {
+    throw invalid(`Invalid body: multitask_strategy: "${b.multitask_strategy}" is not supported by this server yet (supported: reject, enqueue)`);
+  }
+  if (isNonEmpty(b.config?.configurable) && isNonEmpty(b.context)) {
+    throw badRequest("Cannot specify both configurable and context. Prefer setting context alone.");
+  }
+  if (prepared.stateless && b.command?.resume !== undefined) {
+    throw badRequest("You must provide a thread_id when resuming.");
+  }
+  const assistant: Assistant = await deps.assistants.resolve(b.assistant_id, deps.graphs.ids);
+  if (!deps.graphs.ids.has(assistant.graph_id)) {
+    throw invalid(`Invalid body: assistant_id: graph "${assistant.graph_id}" of assistant ${assistant.assistant_id} is not served here`);
+  }
+  const streamMode = (b.stream_mode === undefined ? ["values"] : Array.isArray(b.stream_mode) ? b.stream_mode : [b.stream_mode]) as StreamMode[];
+  const aConfig = assistant.config as { configurable?: Record<string, unknown> } & Record<string, unknown>;
+  const config = {
+    ...aConfig,
+    ...(b.config ?? {}),
+    configurable: {
+      ...(aConfig.configurable ?? {}),
+      ...(b.config?.configurable ?? {}),
+      run_id: prepared.run_id,
+      thread_id: prepared.thread_id,
+      graph_id: assistant.graph_id,
+      assistant_id: assistant.assistant_id,
+    },
+  };
+  const temporary = prepared.stateless && (b.on_completion ?? "delete") === "delete";
+  const kwargs: RunKwargs = {
+    input: b.input ?? null,
+    command: b.command ?? null,
+    config,
+    context: { ...assistant.context, ...(b.context ?? {}) },
+    stream_mode: streamMode,
+    interrupt_before: b.interrupt_before ?? null,
+    interrupt_after: b.interrupt_after ?? null,
+    webhook: b.webhook ?? null,
+    feedback_keys: b.feedback_keys ?? null,
+    temporary,
+    subgraphs: b.stream_subgraphs ?? false,
+    resumable: b.stream_resumable ?? false,
+    checkpoint_id: b.checkpoint_id ?? null,
+    checkpoint: b.checkpoint ?? null,
+    durability: b.durability ?? (b.checkpoint_during === false ? "exit" : null),
+  };
+  const { run, inflight } = await deps.runs.create({
+    run_id: prepared.run_id,
+    thread_id: prepared.thread_id,
+    if_not_exists: prepared.stateless ? "create" : (b.if_not_exists ?? "reject"),
+    assistant_id: assistant.assistant_id,
+    graph_id: assistant.graph_id,
+    metadata: b.metadata ?? {},
+    kwargs,
+    multitask_strategy: b.multitask_strategy ?? "enqueue",
+    after_seconds: b.after_seconds ?? 0,
+  });
+  // With a run already in flight, the worker that finishes it dispatches this one.
+  // If the doorbell fails the run is still safe in Postgres: the sweeper dispatches it.
+  if (inflight.length === 0) {
+    await deps.queue
+      .dispatch([{ run_id: run.run_id, thread_id: run.thread_id, delay_ms: (b.after_seconds ?? 0) * 1000 }])
+      .catch((err) => deps.logger.warn({ err, run_id: run.run_id }, "dispatch failed; the sweeper will retry"));
+  }
+  deps.logger.info({ run_id: run.run_id, thread_id: run.thread_id, assistant_id: run.assistant_id }, "run created");
+  return run;
+}
+
+/** The run's URL as the SDKs parse it from Content-Location. */
+export const runPath = (p: { run_id: string; thread_id: string }, stateless: boolean) =>
+  stateless ? `/runs/${p.run_id}` : `/threads/${p.thread_id}/runs/${p.run_id}`;

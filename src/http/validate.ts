@@ -1,0 +1,49 @@
+import type { Context } from "hono";
+import type { z } from "zod";
+import { AppError, invalid } from "../domain/errors.js";
+
+/** Formats zod issues as "field: reason; field: reason". */
+export function describeIssues(error: z.ZodError): string {
+  return error.issues
+    .map((i) => {
+      const path = i.path.map(String).join(".");
+      return path ? `${path}: ${i.message}` : i.message;
+    })
+    .join("; ");
+}
+
+export function parseWith<S extends z.ZodType>(schema: S, value: unknown, what = "body"): z.output<S> {
+  const parsed = schema.safeParse(value);
+  if (!parsed.success) throw invalid(`Invalid ${what}: ${describeIssues(parsed.error)}`);
+  return parsed.data;
+}
+
+/**
+ * Reads a JSON body. Browsers and Studio send JSON as text/plain to avoid CORS
+ * preflights, so any content type is parsed as JSON. An empty body is `{}`.
+ */
+export async function readJson(c: Context): Promise<unknown> {
+  const text = await c.req.text();
+  if (text.trim() === "") return {};
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new AppError("VALIDATION", `Invalid JSON body: ${(err as Error).message}`);
+  }
+}
+
+export async function body<S extends z.ZodType>(c: Context, schema: S): Promise<z.output<S>> {
+  return parseWith(schema, await readJson(c));
+}
+
+export function query<S extends z.ZodType>(c: Context, schema: S): z.output<S> {
+  return parseWith(schema, c.req.query(), "query");
+}
+
+export function uuidParam(c: Context, name: string): string {
+  const v = c.req.param(name) ?? "";
+  if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(v)) {
+    throw invalid(`Invalid ${name}: must be a UUID`);
+  }
+  return v.toLowerCase();
+}

@@ -1,0 +1,89 @@
+import { Queue, Worker, createPostgresBackend } from "bullmq";
+import type { Redis } from "ioredis";
+import type { RunQueue, RunQueueConsumer } from "./run-queue.js";
+
+const QUEUE_NAME = "runs";
+
+export type QueueBackend =
+  | { kind: "redis"; connection: Redis; prefix: string }
+  | { kind: "postgres"; uri: string; schema: string; poolMax: number };
+
+type AnyQueue = Queue<{ run_id: string }, void, string, any, any>;
+
+/** BullMQ on Redis, or on BullMQ's PostgreSQL backend when no Redis is configured. */
+export function createBullmqQueue(backend: QueueBackend, onError: (err: unknown) => void): RunQueue {
+  const make = {
+    queue: (): AnyQueue =>
+      backend.kind === "redis"
+        ? new Queue(QUEUE_NAME, { connection: backend.connection, prefix: backend.prefix })
+        : (new Queue(
+            QUEUE_NAME,
+            { connection: { connectionString: backend.uri, schema: backend.schema, max: 2, migrate: true } },
+            createPostgresBackend,
+          ) as unknown as AnyQueue),
+    worker: (concurrency: number, processor: (job: { data: { run_id: string } }) => Promise<void>) =>
+      backend.kind === "redis"
+        ? new Worker(QUEUE_NAME, processor, {
+            connection: backend.connection,
+            prefix: backend.prefix,
+            concurrency,
+            autorun: false,
+          })
+        : new Worker(
+            QUEUE_NAME,
+            processor,
+            {
+              connection: { connectionString: backend.uri, schema: backend.schema, max: Math.max(2, backend.poolMax), migrate: true },
+              concurrency,
+              autorun: false,
+            },
+            createPostgresBackend,
+          ),
+  };
+
+  let queue: AnyQueue | null = null;
+  const getQueue = () => {
+    if (!queue) {
+      queue = make.queue();
+      queue.on("error", onError);
+    }
+    return queue;
+  };
+
+  return {
+    async dispatch(items) {
+      if (items.length === 0) return;
+      await getQueue().addBulk(
+        items.map((d) => ({
+          name: "run",
+          data: { run_id: d.run_id },
+          opts: {
+            // One job per run at a time: re-dispatching a queued run is a no-op.
+            jobId: d.run_id,
+            delay: d.delay_ms > 0 ? d.delay_ms : undefined,
+            removeOnComplete: true,
+            removeOnFail: true,
+            attempts: 1,
+          },
+        })),
+      );
+    },
+
+    async consume(concurrency, handler): Promise<RunQueueConsumer> {
+      const worker = make.worker(concurrency, (job) => handler(job.data.run_id));
+      worker.on("error", onError);
+      void worker.run().catch(onError);
+      await worker.waitUntilReady();
+      let closing: Promise<void> | null = null;
+      return {
+        close: (force = false) => (closing ??= worker.close(force)),
+      };
+    },
+
+    async close() {
+      const q = queue;
+      queue = null;
+      await q?.close();
+    },
+  };
+}

