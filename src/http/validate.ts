@@ -47,3 +47,9 @@ export function uuidParam(c: Context, name: string): string {
   }
   return v.toLowerCase();
 }
+
+/** Sets X-Pagination-Total, and X-Pagination-Next when more rows follow this page. */
+export function setPagination(c: Context, offset: number, count: number, total: number): void {
+  c.header("X-Pagination-Total", String(total));
+  if (offset + count < total) c.header("X-Pagination-Next", String(offset + count));
+}

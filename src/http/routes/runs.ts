@@ -83,19 +83,23 @@ async function getRun(c: Context, threadId: string | null): Promise<Run> {
   return run;
 }
 
-async function streamNewRun(c: Context, threadId: string | null, b: Parameters<typeof createRun>[2]) {
+/** Subscribes to the run's stream before inserting it, so the first event (metadata) cannot be missed. */
+async function createSubscribed(c: Context, threadId: string | null, b: Parameters<typeof createRun>[2]) {
   const deps = c.var.deps;
   const prepared = prepareRun(threadId);
-  // Subscribe before inserting: the first event (metadata) cannot be missed.
   const sub = await deps.bus.subscribe(prepared.run_id, { after: "-1" });
-  let run: Run;
   try {
-    run = await createRun(deps, prepared, b);
+    const run = await createRun(deps, prepared, b);
+    return { run, sub, path: runPath(run, prepared.stateless) };
   } catch (err) {
     await sub.close();
     throw err;
   }
-  const path = runPath(run, prepared.stateless);
+}
+
+async function streamNewRun(c: Context, threadId: string | null, b: Parameters<typeof createRun>[2]) {
+  const deps = c.var.deps;
+  const { run, sub, path } = await createSubscribed(c, threadId, b);
   return sseResponse(c, sub, {
     headers: { "Content-Location": path, Location: `${path}/stream` },
     heartbeatMs: deps.sseHeartbeatMs,
@@ -105,17 +109,7 @@ async function streamNewRun(c: Context, threadId: string | null, b: Parameters<t
 }
 
 async function waitNewRun(c: Context, threadId: string | null, b: Parameters<typeof createRun>[2]) {
-  const deps = c.var.deps;
-  const prepared = prepareRun(threadId);
-  const sub = await deps.bus.subscribe(prepared.run_id, { after: "-1" });
-  let run: Run;
-  try {
-    run = await createRun(deps, prepared, b);
-  } catch (err) {
-    await sub.close();
-    throw err;
-  }
-  const path = runPath(run, prepared.stateless);
+  const { run, sub, path } = await createSubscribed(c, threadId, b);
   c.header("Content-Location", path);
   c.header("Location", `${path}/join`);
   return waitBody(c, run, sub, b.on_disconnect === "cancel");

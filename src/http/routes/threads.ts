@@ -6,7 +6,7 @@ import type { StateSnapshotLike } from "../../graphs/registry.js";
 import { uuidv7 } from "../../lib/uuid.js";
 import { toPlain } from "../../stream/serialize.js";
 import { stateQuerySchema, threadCreateSchema, threadSearchSchema } from "../schemas.js";
-import { body, query, uuidParam } from "../validate.js";
+import { body, query, setPagination, uuidParam } from "../validate.js";
 
 export function threadRoutes(): Hono {
   const app = new Hono();
@@ -24,8 +24,7 @@ export function threadRoutes(): Hono {
   app.post("/threads/search", async (c) => {
     const b = await body(c, threadSearchSchema);
     const { items, total } = await c.var.deps.threads.search(b);
-    c.header("X-Pagination-Total", String(total));
-    if (b.offset + items.length < total) c.header("X-Pagination-Next", String(b.offset + items.length));
+    setPagination(c, b.offset, items.length, total);
     return c.json(items);
   });
 
