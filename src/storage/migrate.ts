@@ -39,7 +39,11 @@ export class SchemaTooNewError extends Error {
  */
 export async function migrate(
   sql: Sql,
-  opts: { migrations?: Migration[]; /** Runs under the same lock, after ours (the checkpointer's own setup). */ alsoUnderLock?: () => Promise<void> } = {},
+  opts: {
+    migrations?: Migration[];
+    /** Runs under the same lock before ours: the checkpointer's own setup, whose tables ours may index. */
+    before?: () => Promise<void>;
+  } = {},
 ): Promise<{ applied: number[] }> {
   const all = opts.migrations ?? (await loadMigrations());
   const latest = all.at(-1)?.version ?? 0;
@@ -53,6 +57,7 @@ export async function migrate(
         name       text NOT NULL,
         applied_at timestamptz NOT NULL DEFAULT now()
       )`;
+    await opts.before?.();
     const rows = await reserved<{ version: number }[]>`SELECT version FROM openplane_migration`;
     const done = new Set(rows.map((r) => r.version));
     const dbMax = Math.max(0, ...done);
@@ -70,7 +75,6 @@ export async function migrate(
       }
       applied.push(m.version);
     }
-    await opts.alsoUnderLock?.();
   } finally {
     await reserved`SELECT pg_advisory_unlock(${MIGRATION_LOCK_KEY})`.catch(() => {});
     reserved.release();
