@@ -5,7 +5,7 @@ import { UsageError, helpText, parseCliArgs } from "../cli/args.js";
 import type { CliArgs } from "../cli/args.js";
 import { ConfigError, loadConfig } from "../config/index.js";
 import type { Config } from "../config/index.js";
-import { createWorker } from "../executor/worker.js";
+import type { RunWorker } from "../executor/worker.js";
 import { ConfigFileError, readLanggraphConfig } from "../graphs/config-file.js";
 import { createGraphRegistry } from "../graphs/registry.js";
 import { createApp } from "../http/app.js";
@@ -13,10 +13,8 @@ import { installShutdown } from "../lifecycle/shutdown.js";
 import { createLogger } from "../lib/logger.js";
 import type { Logger } from "../lib/logger.js";
 import { Releasers } from "../lib/releasers.js";
-import { createAssistantsRepo } from "../storage/assistants.js";
+import { buildServices } from "../services.js";
 import { migrate } from "../storage/migrate.js";
-import { createRunsRepo } from "../storage/runs.js";
-import { createThreadsRepo } from "../storage/threads.js";
 import { openStores } from "./stores.js";
 
 const VERSION = (JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }).version;
@@ -68,7 +66,7 @@ async function main(argv: string[]): Promise<void> {
   const releasers = new Releasers();
   const shutdown = new AbortController();
   let server: ServerType | null = null;
-  let worker: ReturnType<typeof createWorker> | null = null;
+  let worker: RunWorker | null = null;
   // Order: stop accepting connections; let in-flight runs finish (their streams
   // end with them) or hand them back; end the remaining streams; close stores.
   const stop = async () => {
@@ -105,7 +103,7 @@ async function run(
   graphsFile: Awaited<ReturnType<typeof readLanggraphConfig>> | null,
   shutdown: AbortSignal,
   setServer: (s: ServerType) => void,
-  setWorker: (w: ReturnType<typeof createWorker>) => void,
+  setWorker: (w: RunWorker) => void,
 ): Promise<void> {
   const stores = await openStores(config, releasers, logger);
   // Every role migrates at start: it is idempotent and serialised by an advisory lock.
@@ -115,21 +113,11 @@ async function run(
 
   const graphs = createGraphRegistry(graphsFile.graphs, stores.checkpointer);
   await graphs.loadAll();
-  const assistants = createAssistantsRepo(stores.sql);
-  const threads = createThreadsRepo(stores.sql);
-  const runs = createRunsRepo(stores.sql);
-  for (const id of graphs.ids) await assistants.upsertSystem(id);
-  const deleteCheckpoints = (threadId: string) => stores.checkpointer.deleteThread(threadId);
+  const services = buildServices({ ...stores, graphs, logger });
+  await services.registerGraphs();
 
   if (args.command === "worker" || config.nJobsPerWorker > 0) {
-    const worker = createWorker({
-      runs,
-      threads,
-      queue: stores.queue,
-      bus: stores.bus,
-      graphs,
-      deleteCheckpoints,
-      logger,
+    const worker = services.worker({
       concurrency: Math.max(1, config.nJobsPerWorker),
       leaseSecs: config.runLeaseSecs,
       maxAttempts: config.runMaxAttempts,
@@ -142,21 +130,14 @@ async function run(
   }
   if (args.command === "worker") return;
 
-  const app = createApp({
-    assistants,
-    threads,
-    runs,
-    queue: stores.queue,
-    bus: stores.bus,
-    graphs,
-    deleteCheckpoints,
-    checkDb: async () => void (await stores.sql`SELECT 1`),
-    logger,
-    version: VERSION,
-    sseHeartbeatMs: config.sseHeartbeatSecs * 1000,
-    maxBodyBytes: config.maxBodyBytes,
-    shutdown,
-  });
+  const app = createApp(
+    services.appDeps({
+      version: VERSION,
+      sseHeartbeatMs: config.sseHeartbeatSecs * 1000,
+      maxBodyBytes: config.maxBodyBytes,
+      shutdown,
+    }),
+  );
   const server = await listen(app.fetch, args.host, args.port);
   setServer(server);
   const addr = server.address();

@@ -3,6 +3,7 @@ import type { GraphRegistry, RunnableGraph, StateSnapshotLike } from "../graphs/
 import { coerceError } from "../lib/errors.js";
 import type { RunStreamBus } from "../stream/bus.js";
 import { toJson, toPlain } from "../stream/serialize.js";
+import { LegacyMessages } from "./legacy-messages.js";
 
 export type AbortReason = "interrupt" | "rollback" | "timeout" | "shutdown" | "lease_lost";
 
@@ -12,6 +13,13 @@ export interface RunOutcome {
   interrupts: Record<string, unknown[]>;
   hasPendingNext: boolean;
   error: { error: string; message: string } | null;
+}
+
+interface StreamEventLike {
+  event: string;
+  run_id: string;
+  tags?: string[];
+  data?: { chunk?: unknown };
 }
 
 /** Stream modes a client may ask for, mapped to LangGraph's own mode names. */
@@ -48,29 +56,54 @@ export async function executeRun(
   };
   const graphId = String(configurable.graph_id ?? "");
   const baseConfig = { ...kwargs.config, configurable };
+  const threadConfig = { configurable: { thread_id: run.thread_id } };
+  let graph: RunnableGraph | null = null;
   try {
-    const { graph, runtime } = await deps.graphs.get(graphId, baseConfig);
-    const threadConfig = { configurable: { thread_id: run.thread_id } };
+    const loaded = await deps.graphs.get(graphId, baseConfig);
+    graph = loaded.graph;
+    const runtime = loaded.runtime;
     const input = await chooseInput(graph, run, threadConfig, runtime.Command);
-    const modes = kwargs.stream_mode.map((m) => GRAPH_MODE[m]).filter((m): m is string => !!m);
-    const graphModes = [...new Set([...modes, "values"])];
-    const stream = await graph.stream(input, {
+    const wanted = new Set<string>(kwargs.stream_mode);
+    const legacy = wanted.has("messages") ? new LegacyMessages(publish) : null;
+    const graphModes = new Set<string>(["values"]);
+    for (const m of wanted) if (GRAPH_MODE[m]) graphModes.add(GRAPH_MODE[m]);
+    if (legacy) graphModes.add("messages");
+    const options = {
       ...baseConfig,
+      runId: run.run_id,
       metadata: { ...(kwargs.config.metadata as object | undefined), ...run.metadata, run_id: run.run_id, run_attempt: run.attempt, graph_id: graphId, assistant_id: run.assistant_id, thread_id: run.thread_id },
       context: kwargs.context ?? undefined,
-      streamMode: graphModes,
+      streamMode: [...graphModes],
       subgraphs: kwargs.subgraphs,
       interruptBefore: kwargs.interrupt_before ?? undefined,
       interruptAfter: kwargs.interrupt_after ?? undefined,
       durability: kwargs.durability ?? undefined,
       signal,
-    });
-    const wanted = new Set(modes);
-    for await (const chunk of stream) {
+    };
+    const onChunk = async (chunk: unknown) => {
       const [ns, mode, data] = (kwargs.subgraphs ? chunk : [[], ...(chunk as [string, unknown])]) as [string[], string, unknown];
-      if (!wanted.has(mode)) continue;
-      const name = mode === "messages" ? "messages" : mode;
-      await publish(ns.length > 0 ? `${name}|${ns.join("|")}` : name, data);
+      const suffix = ns.length > 0 ? `|${ns.join("|")}` : "";
+      if (mode === "messages") {
+        if (wanted.has("messages-tuple")) await publish(`messages${suffix}`, data);
+        if (legacy) await legacy.onToken(data);
+        return;
+      }
+      if (mode === "values" && legacy && ns.length === 0) await legacy.onValues(data);
+      if (wanted.has(mode)) await publish(`${mode}${suffix}`, data);
+    };
+    if (wanted.has("events")) {
+      // streamEvents carries the other modes inside the root run's on_chain_stream events.
+      const events = (graph as unknown as { streamEvents(i: unknown, o: unknown): AsyncIterable<StreamEventLike> }).streamEvents(input, {
+        ...options,
+        version: "v2",
+      });
+      for await (const ev of events) {
+        if (ev.tags?.includes("langsmith:hidden")) continue;
+        if (ev.event === "on_chain_stream" && ev.run_id === run.run_id) await onChunk(ev.data?.chunk);
+        await publish("events", ev);
+      }
+    } else {
+      for await (const chunk of await graph.stream(input, options)) await onChunk(chunk);
     }
     const state = await graph.getState(threadConfig);
     return { status: "success", ...summarise(state), error: null };
@@ -78,7 +111,11 @@ export async function executeRun(
     const reason = signal.aborted ? (signal.reason as AbortReason) : null;
     if (reason === "shutdown" || reason === "lease_lost") throw err;
     if (reason === "interrupt" || reason === "rollback") {
-      return { status: "interrupted", values: null, interrupts: {}, hasPendingNext: false, error: null };
+      // An interrupted run keeps the checkpoints it wrote: the thread shows that progress.
+      const state = graph ? await graph.getState(threadConfig).catch(() => null) : null;
+      return state
+        ? { status: "interrupted", ...summarise(state), error: null }
+        : { status: "interrupted", values: null, interrupts: {}, hasPendingNext: false, error: null };
     }
     const e = reason === "timeout" ? { error: "TimeoutError", message: "Run exceeded BG_JOB_TIMEOUT_SECS" } : describe(err);
     await publish("error", e);
@@ -118,4 +155,11 @@ function summarise(state: StateSnapshotLike) {
 function describe(err: unknown): { error: string; message: string } {
   const e = coerceError(err);
   return { error: e.constructor?.name && e.constructor.name !== "Error" ? e.constructor.name : e.name, message: e.message };
+}
+
+/** The thread's current values (after a rollback removed a run's checkpoints). */
+export async function readThreadValues(graphs: GraphRegistry, graphId: string, threadId: string): Promise<Record<string, unknown> | null> {
+  const { graph } = await graphs.get(graphId, { configurable: { thread_id: threadId } });
+  const state = await graph.getState({ configurable: { thread_id: threadId } });
+  return state.config?.configurable?.checkpoint_id ? toPlain<Record<string, unknown>>(state.values ?? {}) : null;
 }

@@ -3,15 +3,17 @@ import type { GraphRegistry } from "../graphs/registry.js";
 import type { Logger } from "../lib/logger.js";
 import { uuidv7 } from "../lib/uuid.js";
 import type { RunQueue, RunQueueConsumer } from "../queue/run-queue.js";
+import type { CheckpointsRepo } from "../storage/checkpoints.js";
 import type { RunsRepo } from "../storage/runs.js";
 import type { ThreadsRepo } from "../storage/threads.js";
 import type { RunStreamBus } from "../stream/bus.js";
 import type { AbortReason } from "./execute-run.js";
-import { executeRun } from "./execute-run.js";
+import { executeRun, readThreadValues } from "./execute-run.js";
 
 export interface WorkerDeps {
   runs: RunsRepo;
   threads: ThreadsRepo;
+  checkpoints: CheckpointsRepo;
   queue: RunQueue;
   bus: RunStreamBus;
   graphs: GraphRegistry;
@@ -68,9 +70,17 @@ export function createWorker(deps: WorkerDeps) {
     }, (deps.leaseSecs * 1000) / 3);
     const timeout = setTimeout(() => abort("timeout"), deps.runTimeoutSecs * 1000);
     const unlisten = await deps.bus.onControl(run.run_id, (action) => abort(action));
+    // A cancel sent before we listened is still on the row.
+    const requested = await deps.runs.cancelRequested(run.run_id);
+    if (requested) abort(requested);
     const started = Date.now();
     try {
       const outcome = await executeRun(deps, run, controller.signal);
+      if (controller.signal.reason === "rollback") {
+        await rollback(run.run_id, run.thread_id, String(run.kwargs.config.configurable?.graph_id ?? ""));
+        rlog.info({ ms: Date.now() - started }, "run rolled back");
+        return;
+      }
       const { finished, next } = await deps.runs.finish({ run_id: run.run_id, owner, ...outcome });
       rlog.info({ status: outcome.status, ms: Date.now() - started, recorded: finished }, "run finished");
       await deps.bus.finish(run.run_id);
@@ -95,6 +105,15 @@ export function createWorker(deps: WorkerDeps) {
       active.delete(run.run_id);
       await unlisten().catch(() => {});
     }
+  }
+
+  /** Rollback: the run and every checkpoint it wrote disappear; the thread shows the state before it. */
+  async function rollback(runId: string, threadId: string, graphId: string): Promise<void> {
+    await deps.checkpoints.deleteForRun(threadId, runId);
+    const values = await readThreadValues(deps.graphs, graphId, threadId).catch(() => null);
+    const next = await deps.runs.deleteRolledBack(runId, owner, values);
+    await deps.bus.finish(runId);
+    if (next) await deps.queue.dispatch([next]);
   }
 
   async function sweep(): Promise<void> {

@@ -2,6 +2,7 @@ import type { GraphRegistry } from "../graphs/registry.js";
 import type { Logger } from "../lib/logger.js";
 import type { RunQueue } from "../queue/run-queue.js";
 import type { AssistantsRepo } from "../storage/assistants.js";
+import type { CheckpointsRepo } from "../storage/checkpoints.js";
 import type { RunsRepo } from "../storage/runs.js";
 import type { ThreadsRepo } from "../storage/threads.js";
 import type { RunStreamBus } from "../stream/bus.js";
@@ -11,6 +12,7 @@ export interface AppDeps {
   assistants: AssistantsRepo;
   threads: ThreadsRepo;
   runs: RunsRepo;
+  checkpoints: CheckpointsRepo;
   queue: RunQueue;
   bus: RunStreamBus;
   graphs: GraphRegistry;

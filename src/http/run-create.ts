@@ -3,6 +3,7 @@ import { badRequest, invalid } from "../domain/errors.js";
 import type { Run, RunKwargs, StreamMode } from "../domain/run.js";
 import { uuidv7 } from "../lib/uuid.js";
 import type { AppDeps } from "./deps.js";
+import { cancelRuns } from "./run-cancel.js";
 import type { RunCreateStateful, RunCreateStateless } from "./schemas.js";
 
 type RunCreate = RunCreateStateful & { on_completion?: "delete" | "keep" };
@@ -27,9 +28,6 @@ const isNonEmpty = (o: Record<string, unknown> | null | undefined) => !!o && Obj
  */
 export async function createRun(deps: AppDeps, prepared: PreparedRun, body: RunCreate | RunCreateStateless): Promise<Run> {
   const b = body as RunCreate;
-  if (b.multitask_strategy === "interrupt" || b.multitask_strategy === "rollback") {
-    throw invalid(`Invalid body: multitask_strategy: "${b.multitask_strategy}" is not supported by this server yet (supported: reject, enqueue)`);
-  }
   if (isNonEmpty(b.config?.configurable) && isNonEmpty(b.context)) {
     throw badRequest("Cannot specify both configurable and context. Prefer setting context alone.");
   }
@@ -84,6 +82,11 @@ export async function createRun(deps: AppDeps, prepared: PreparedRun, body: RunC
     after_seconds: b.after_seconds ?? 0,
   });
   // With a run already in flight, the worker that finishes it dispatches this one.
+  // interrupt / rollback: stop what is in flight; the new run starts once the thread is free.
+  const strategy = run.multitask_strategy;
+  if (inflight.length > 0 && (strategy === "interrupt" || strategy === "rollback")) {
+    await cancelRuns(deps, inflight, strategy);
+  }
   // If the doorbell fails the run is still safe in Postgres: the sweeper dispatches it.
   if (inflight.length === 0) {
     await deps.queue

@@ -5,17 +5,9 @@ import { THREAD_SORT_FIELDS } from "../storage/threads.js";
 const record = z.record(z.string(), z.unknown());
 const uuid = z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i, "must be a UUID");
 
-/** Stream modes implemented so far; the rest are rejected with a clear 422 rather than ignored. */
-export const SUPPORTED_STREAM_MODES = ["values", "updates", "messages-tuple", "custom", "debug", "tasks", "checkpoints"] as const;
-
-const streamMode = z
-  .string()
-  .refine((m) => (STREAM_MODES as readonly string[]).includes(m), {
-    message: `must be one of ${STREAM_MODES.join(", ")}`,
-  })
-  .refine((m) => (SUPPORTED_STREAM_MODES as readonly string[]).includes(m), {
-    message: `is not supported by this server yet (supported: ${SUPPORTED_STREAM_MODES.join(", ")})`,
-  });
+const streamMode = z.string().refine((m) => (STREAM_MODES as readonly string[]).includes(m), {
+  message: `must be one of ${STREAM_MODES.join(", ")}`,
+});
 
 const nodeList = z.union([z.literal("*"), z.array(z.string())]);
 
@@ -107,3 +99,17 @@ export const joinQuerySchema = z.object({
 });
 
 export const stateQuerySchema = z.object({ subgraphs: boolish.optional() });
+
+export const cancelQuerySchema = z.object({
+  wait: boolish.optional(),
+  action: z.enum(["interrupt", "rollback"]).default("interrupt"),
+});
+
+export const bulkCancelQuerySchema = z.object({ action: z.enum(["interrupt", "rollback"]).default("interrupt") });
+
+export const bulkCancelSchema = z.union([
+  z.object({ status: z.enum(["pending", "running", "all"]) }).strict(),
+  z.object({ thread_id: uuid, run_ids: z.array(uuid).min(1).max(1000) }).strict(),
+], { error: "must be either {status} or {thread_id, run_ids}, not both or neither" });
+
+export const runBatchSchema = z.array(runCreateStatelessSchema).min(1, "must contain at least one run").max(100);

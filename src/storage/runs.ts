@@ -1,5 +1,5 @@
 import { conflict, notFound } from "../domain/errors.js";
-import type { MultitaskStrategy, Run, RunKwargs, RunLease, RunStatus } from "../domain/run.js";
+import type { CancelAction, MultitaskStrategy, Run, RunKwargs, RunLease, RunStatus } from "../domain/run.js";
 import { threadStatusAfterRun } from "../domain/run.js";
 import type { Sql } from "./db.js";
 
@@ -36,6 +36,15 @@ export interface Dispatch {
   run_id: string;
   thread_id: string;
   delay_ms: number;
+}
+
+export interface CancelResult {
+  /** Pending runs ended (interrupt) or deleted (rollback) right away. */
+  pending: Array<{ run_id: string; thread_id: string }>;
+  /** Running runs flagged; their workers stop them. */
+  running: Array<{ run_id: string; thread_id: string }>;
+  /** Runs to dispatch on threads freed by the cancel. */
+  next: Dispatch[];
 }
 
 export interface FinishInput {
@@ -228,6 +237,81 @@ export function createRunsRepo(sql: Sql) {
       };
     },
 
+    /**
+     * Cancels runs. Pending ones end now (`interrupted`, or deleted for
+     * rollback); running ones get a durable cancel flag the worker reads,
+     * besides the live signal the caller sends. Terminal runs are left alone.
+     */
+    async cancel(runIds: string[], action: CancelAction): Promise<CancelResult> {
+      if (runIds.length === 0) return { pending: [], running: [], next: [] };
+      return sql.begin(async (tx) => {
+        const pending =
+          action === "rollback"
+            ? await tx<{ run_id: string; thread_id: string }[]>`
+                DELETE FROM run WHERE run_id = ANY(${runIds}::uuid[]) AND status = 'pending'
+                RETURNING run_id, thread_id`
+            : await tx<{ run_id: string; thread_id: string }[]>`
+                UPDATE run SET status = 'interrupted', ended_at = now(), updated_at = now()
+                WHERE run_id = ANY(${runIds}::uuid[]) AND status = 'pending'
+                RETURNING run_id, thread_id`;
+        const running = await tx<{ run_id: string; thread_id: string }[]>`
+          UPDATE run SET cancel_action = ${action}, updated_at = now()
+          WHERE run_id = ANY(${runIds}::uuid[]) AND status = 'running'
+          RETURNING run_id, thread_id`;
+        const next: Dispatch[] = [];
+        for (const threadId of new Set(pending.map((r) => r.thread_id))) {
+          const n = await settleThread(tx as unknown as Sql, threadId);
+          if (n) next.push(n);
+        }
+        return { pending: [...pending], running: [...running], next };
+      });
+    },
+
+    /** The cancel requested for a running run, if any (a cancel may race the worker's subscription). */
+    async cancelRequested(runId: string): Promise<CancelAction | null> {
+      const [row] = await sql<{ cancel_action: CancelAction | null }[]>`
+        SELECT cancel_action FROM run WHERE run_id = ${runId}`;
+      return row?.cancel_action ?? null;
+    },
+
+    /** Active runs matching a bulk-cancel filter. */
+    async activeIds(filter: { status: "pending" | "running" | "all" } | { thread_id: string; run_ids: string[] }): Promise<string[]> {
+      const rows =
+        "status" in filter
+          ? await sql<{ run_id: string }[]>`
+              SELECT run_id FROM run WHERE ${
+                filter.status === "all" ? sql`status IN ('pending', 'running')` : sql`status = ${filter.status}`
+              }`
+          : await sql<{ run_id: string }[]>`
+              SELECT run_id FROM run WHERE thread_id = ${filter.thread_id} AND run_id = ANY(${filter.run_ids}::uuid[])`;
+      return rows.map((r) => r.run_id);
+    },
+
+    /**
+     * Removes a rolled-back run this worker holds. The caller deletes its
+     * checkpoints first; the thread's cached values are refreshed by `values`.
+     */
+    async deleteRolledBack(runId: string, owner: string, values: Record<string, unknown> | null): Promise<Dispatch | null> {
+      return sql.begin(async (tx) => {
+        const [run] = await tx<{ thread_id: string }[]>`
+          DELETE FROM run WHERE run_id = ${runId} AND lease_owner = ${owner} RETURNING thread_id`;
+        if (!run) return null;
+        await tx`UPDATE thread SET "values" = ${values === null ? null : tx.json(values as never)}, state_updated_at = now()
+          WHERE thread_id = ${run.thread_id}`;
+        return settleThread(tx as unknown as Sql, run.thread_id);
+      });
+    },
+
+    /** Deletes a finished run. Active runs must be cancelled first. */
+    async delete(threadId: string, runId: string): Promise<"deleted" | "missing" | "active"> {
+      const [row] = await sql<{ status: RunStatus }[]>`
+        SELECT status FROM run WHERE run_id = ${runId} AND thread_id = ${threadId}`;
+      if (!row) return "missing";
+      if (row.status === "pending" || row.status === "running") return "active";
+      await sql`DELETE FROM run WHERE run_id = ${runId} AND thread_id = ${threadId}`;
+      return "deleted";
+    },
+
     /** Returns a run this worker holds to the queue (graceful shutdown). */
     async release(runId: string, owner: string): Promise<Dispatch | null> {
       const [row] = await sql<Dispatch[]>`
@@ -250,6 +334,20 @@ export function createRunsRepo(sql: Sql) {
       });
     },
   };
+}
+
+/**
+ * After runs left a thread without a worker finishing them (cancelled while
+ * pending, rolled back): busy if runs remain (returning the next to
+ * dispatch), otherwise idle.
+ */
+async function settleThread(sql: Sql, threadId: string): Promise<Dispatch | null> {
+  const next = await nextPendingFor(sql, threadId);
+  const [running] = await sql`SELECT 1 FROM run WHERE thread_id = ${threadId} AND status = 'running'`;
+  await sql`
+    UPDATE thread SET status = ${next || running ? "busy" : "idle"}, updated_at = now()
+    WHERE thread_id = ${threadId} AND status = 'busy'`;
+  return running ? null : next;
 }
 
 async function nextPendingFor(sql: Sql, threadId: string): Promise<Dispatch | null> {

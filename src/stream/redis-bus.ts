@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { Redis } from "ioredis";
 import type { CancelAction } from "../domain/run.js";
 import { END_EVENT, IdClock, compareIds, isFromStart } from "./bus.js";
@@ -5,14 +6,33 @@ import type { RunStreamBus, StreamEvent, Subscription } from "./bus.js";
 import { EventQueue } from "./event-queue.js";
 
 /**
+ * Appends one event and publishes it with the id of the log entry before it.
+ * KEYS: log, channel. ARGV: maxlen, id, event, data. An XADD error (id not
+ * above the log's last one) aborts the script before anything is published.
+ */
+const APPEND_SCRIPT = `
+local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+local prev = '0-0'
+if last[1] then prev = last[1][1] end
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], ARGV[2], 'e', ARGV[3], 'd', ARGV[4])
+redis.call('PERSIST', KEYS[1])
+redis.call('PUBLISH', KEYS[2], id .. '\n' .. prev .. '\n' .. ARGV[3] .. '\n' .. ARGV[4])
+return id`;
+const APPEND_SHA = createHash("sha1").update(APPEND_SCRIPT).digest("hex");
+
+/**
  * Redis bus. Per run:
  * - `<prefix>run:<id>:log`, a Redis Stream holding every event (bounded, and
  *   expiring `ttl` seconds after the run ends) for replay and gap filling;
  * - `<prefix>run:<id>:ev`, a pub/sub channel carrying each event together with
- *   the id of the event before it, so a subscriber that sees a jump reads the
- *   missing range from the log instead of losing events;
+ *   the id of the event before it in the log, so a subscriber that sees a jump
+ *   reads the missing range from the log instead of losing events;
  * - `<prefix>run:<id>:ctl`, the cancel channel.
- * XADD and PUBLISH go in one MULTI: one round trip per event.
+ * XADD and PUBLISH run in one script: one round trip per event. The script
+ * reads the previous id from the log itself (several processes may write one
+ * run's log: a previous lease holder and the current one), and publishes only
+ * if the XADD succeeded (a MULTI would still publish an event whose XADD was
+ * refused, handing subscribers an event that is not in the log).
  */
 export function createRedisBus(opts: {
   client: Redis;
@@ -27,7 +47,8 @@ export function createRedisBus(opts: {
   const evChannel = (runId: string) => `${prefix}run:${runId}:ev`;
   const ctlChannel = (runId: string) => `${prefix}run:${runId}:ctl`;
   const clock = new IdClock();
-  const prevId = new Map<string, string>();
+  /** Runs this process has written to (its clock is past the log's last id). */
+  const started = new Set<string>();
 
   // One subscriber connection per process, shared by every local listener.
   let subscriber: Redis | null = null;
@@ -72,35 +93,32 @@ export function createRedisBus(opts: {
     return last ? last[0] : null;
   };
 
+  const appendScript = (runId: string, id: string, event: string, data: string) => {
+    const args = [logKey(runId), evChannel(runId), maxEvents, id, event, data] as const;
+    return client.evalsha(APPEND_SHA, 2, ...args).catch((err: unknown) => {
+      if (/NOSCRIPT/.test(String((err as Error).message))) return client.eval(APPEND_SCRIPT, 2, ...args);
+      throw err;
+    });
+  };
+
   async function append(runId: string, event: string, data: string, retried = false): Promise<string> {
-    if (!prevId.has(runId)) {
+    if (!started.has(runId)) {
       // First event from this process: continue after an earlier attempt's events.
       const last = await lastLogId(runId);
-      prevId.set(runId, last ?? "0-0");
+      started.add(runId);
       if (last) clock.advance(runId, last);
     }
     const id = clock.next(runId);
-    const prev = prevId.get(runId)!;
     try {
-      await client
-        .multi()
-        .xadd(logKey(runId), "MAXLEN", "~", maxEvents, id, "e", event, "d", data)
-        .persist(logKey(runId))
-        .publish(evChannel(runId), `${id}\n${prev}\n${event}\n${data}`)
-        .exec()
-        .then((res) => {
-          const failed = res?.find(([err]) => err);
-          if (failed) throw failed[0];
-        });
+      await appendScript(runId, id, event, data);
     } catch (err) {
       // Another process wrote a later id to this run's log (a previous lease holder).
       if (!retried && /equal or smaller/i.test(String((err as Error).message))) {
-        prevId.delete(runId);
+        started.delete(runId);
         return append(runId, event, data, true);
       }
       throw err;
     }
-    prevId.set(runId, id);
     return id;
   }
 
@@ -110,7 +128,7 @@ export function createRedisBus(opts: {
     async finish(runId) {
       await append(runId, END_EVENT, "null");
       await client.expire(logKey(runId), opts.ttlSecs);
-      prevId.delete(runId);
+      started.delete(runId);
       clock.forget(runId);
     },
 

@@ -1,14 +1,23 @@
 import type { Context } from "hono";
 import { Hono } from "hono";
 import { stream } from "hono/streaming";
-import { notFound } from "../../domain/errors.js";
+import { conflict, notFound } from "../../domain/errors.js";
 import { isTerminal } from "../../domain/run.js";
 import type { Run } from "../../domain/run.js";
 import type { Subscription } from "../../stream/bus.js";
 import { toJson } from "../../stream/serialize.js";
 import type { AppDeps } from "../deps.js";
 import { createRun, prepareRun, runPath } from "../run-create.js";
-import { joinQuerySchema, runCreateStatefulSchema, runCreateStatelessSchema } from "../schemas.js";
+import {
+  bulkCancelQuerySchema,
+  bulkCancelSchema,
+  cancelQuerySchema,
+  joinQuerySchema,
+  runBatchSchema,
+  runCreateStatefulSchema,
+  runCreateStatelessSchema,
+} from "../schemas.js";
+import { cancelRuns } from "../run-cancel.js";
 import { sseResponse } from "../sse.js";
 import { body, query, uuidParam } from "../validate.js";
 
@@ -59,7 +68,56 @@ export function runRoutes(): Hono {
     return joinStream(c, run, false);
   });
 
+  app.post("/threads/:thread_id/runs/:run_id/cancel", async (c) => {
+    const run = await getRun(c, uuidParam(c, "thread_id"));
+    const q = query(c, cancelQuerySchema);
+    const deps = c.var.deps;
+    // Subscribe first so the end of the run cannot slip past a waiting caller.
+    const sub = q.wait ? await deps.bus.subscribe(run.run_id, {}) : null;
+    try {
+      await cancelRuns(deps, [run.run_id], q.action);
+      if (!sub) return c.body(null, 202);
+      await stopIfEnded(c, run, sub);
+      for await (const _ of sub) {
+        // drain until the run's stream ends
+      }
+      return c.body(null, 204);
+    } finally {
+      await sub?.close();
+    }
+  });
+
+  app.delete("/threads/:thread_id/runs/:run_id", async (c) => {
+    const threadId = uuidParam(c, "thread_id");
+    const runId = uuidParam(c, "run_id");
+    const deps = c.var.deps;
+    const result = await deps.runs.delete(threadId, runId);
+    if (result === "missing") throw notFound(`Run ${runId} not found`);
+    if (result === "active") throw conflict(`Run ${runId} is still pending or running: cancel it first`);
+    await deps.checkpoints.deleteForRun(threadId, runId);
+    return c.body(null, 204);
+  });
+
   // ---- stateless ------------------------------------------------------------------------
+  app.post("/runs/batch", async (c) => {
+    const items = await body(c, runBatchSchema);
+    const deps = c.var.deps;
+    // Validated as a whole first, then created one by one (each is its own transaction).
+    const runs = [];
+    for (const item of items) runs.push(await createRun(deps, prepareRun(null), item));
+    return c.json(runs);
+  });
+
+  app.post("/runs/cancel", async (c) => {
+    const q = query(c, bulkCancelQuerySchema);
+    const filter = await body(c, bulkCancelSchema);
+    const deps = c.var.deps;
+    const ids = await deps.runs.activeIds(filter);
+    if (ids.length === 0 && "run_ids" in filter) throw notFound("No matching runs found");
+    await cancelRuns(deps, ids, q.action);
+    return c.body(null, 204);
+  });
+
   app.post("/runs", async (c) => {
     const b = await body(c, runCreateStatelessSchema);
     const run = await createRun(c.var.deps, prepareRun(null), b);
