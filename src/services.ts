@@ -21,7 +21,7 @@ export interface ServiceInputs {
   logger: Logger;
 }
 
-type WorkerTuning = Pick<WorkerDeps, "concurrency" | "leaseSecs" | "maxAttempts" | "runTimeoutSecs" | "sweepIntervalSecs">;
+type WorkerTuning = Pick<WorkerDeps, "concurrency" | "leaseSecs" | "maxAttempts" | "runTimeoutSecs" | "sweepIntervalSecs" | "selfUrl">;
 type AppTuning = Pick<AppDeps, "version" | "sseHeartbeatMs" | "maxBodyBytes" | "shutdown">;
 
 /**

@@ -114,6 +114,7 @@ async function run(
   const graphs = createGraphRegistry(graphsFile.graphs, stores.checkpointer);
   await graphs.loadAll();
   const services = buildServices({ ...stores, graphs, logger });
+  let selfUrl: string | null = null;
   await services.registerGraphs();
 
   if (args.command === "worker" || config.nJobsPerWorker > 0) {
@@ -123,6 +124,7 @@ async function run(
       maxAttempts: config.runMaxAttempts,
       runTimeoutSecs: config.runTimeoutSecs,
       sweepIntervalSecs: config.sweepIntervalSecs,
+      selfUrl: () => config.apiUrl ?? selfUrl,
     });
     setWorker(worker);
     await worker.start();
@@ -142,6 +144,7 @@ async function run(
   setServer(server);
   const addr = server.address();
   const port = typeof addr === "object" && addr ? addr.port : args.port;
+  selfUrl = `http://${args.host === "0.0.0.0" || args.host === "::" ? "127.0.0.1" : args.host}:${port}`;
   logger.info(
     { url: `http://${args.host}:${port}`, graphs: [...graphs.ids], postgres: stores.embedded ? "embedded" : "external", redis: stores.redis ? "external" : "none" },
     "openplane is serving",

@@ -23,6 +23,8 @@ export interface Config {
   maxBodyBytes: number;
   logLevel: string;
   logJson: boolean;
+  /** This deployment's own URL (relative webhooks); null = derived from --host/--port when serving. */
+  apiUrl: string | null;
 }
 
 export class ConfigError extends Error {
@@ -68,5 +70,6 @@ export function loadConfig(env: Record<string, string | undefined>): Readonly<Co
     maxBodyBytes: e.HTTP_MAX_REQUEST_BODY_BYTES,
     logLevel: e.LOG_LEVEL,
     logJson: e.LOG_JSON,
+    apiUrl: e.LANGGRAPH_API_URL ?? null,
   });
 }

@@ -39,6 +39,7 @@ export const envSchema = z.object({
   OPENPLANE_SWEEP_INTERVAL_SECS: int(1, 3600).default(10),
   OPENPLANE_SSE_HEARTBEAT_SECS: int(1, 300).default(5),
   HTTP_MAX_REQUEST_BODY_BYTES: int(1024, 2 ** 31).default(300 * 1024 * 1024),
+  LANGGRAPH_API_URL: uri(["http:", "https:"]).optional(),
   LOG_LEVEL: z
     .string()
     .transform((v) => v.toLowerCase())

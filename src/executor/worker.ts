@@ -9,6 +9,7 @@ import type { ThreadsRepo } from "../storage/threads.js";
 import type { RunStreamBus } from "../stream/bus.js";
 import type { AbortReason } from "./execute-run.js";
 import { executeRun, readThreadValues } from "./execute-run.js";
+import { deliverWebhook } from "./webhook.js";
 
 export interface WorkerDeps {
   runs: RunsRepo;
@@ -25,6 +26,8 @@ export interface WorkerDeps {
   maxAttempts: number;
   runTimeoutSecs: number;
   sweepIntervalSecs: number;
+  /** Base URL for relative webhooks; null when unknown. */
+  selfUrl: () => string | null;
 }
 
 /** created → active → stopping → stopped */
@@ -50,6 +53,7 @@ export function createWorker(deps: WorkerDeps) {
     const run = await deps.runs.claim(runId, owner, deps.leaseSecs);
     if (!run) return;
     const rlog = log.child({ run_id: run.run_id, thread_id: run.thread_id, attempt: run.attempt });
+    const { attempt: _a, lease_owner: _o, lease_expires_at: _e, cancel_action: _c, ...publicRun } = run;
     if (run.attempt > deps.maxAttempts) {
       rlog.warn("run exceeded max attempts");
       await deps.runs.failExhausted(run.run_id, owner);
@@ -85,6 +89,18 @@ export function createWorker(deps: WorkerDeps) {
       rlog.info({ status: outcome.status, ms: Date.now() - started, recorded: finished }, "run finished");
       await deps.bus.finish(run.run_id);
       if (next) await deps.queue.dispatch([next]);
+      if (run.kwargs.webhook && finished) {
+        const payload = {
+          ...publicRun,
+          status: outcome.status,
+          run_started_at: new Date(started).toISOString(),
+          run_ended_at: new Date().toISOString(),
+          webhook_sent_at: new Date().toISOString(),
+          values: outcome.values,
+          ...(outcome.error ? { error: outcome.error.message } : {}),
+        };
+        void deliverWebhook(run.kwargs.webhook, payload, { attempts: 3, timeoutMs: 10_000, selfUrl: deps.selfUrl(), logger: rlog });
+      }
       if (run.kwargs.temporary && finished) {
         await deps.threads.delete(run.thread_id);
         await deps.deleteCheckpoints(run.thread_id);

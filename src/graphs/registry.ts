@@ -10,6 +10,8 @@ import type { GraphEntry } from "./config-file.js";
 export interface RunnableGraph {
   stream(input: unknown, options: Record<string, unknown>): Promise<AsyncIterable<unknown>>;
   getState(config: Record<string, unknown>, options?: Record<string, unknown>): Promise<StateSnapshotLike>;
+  getStateHistory(config: Record<string, unknown>, options?: Record<string, unknown>): AsyncIterable<StateSnapshotLike>;
+  updateState(config: Record<string, unknown>, values: unknown, asNode?: string): Promise<{ configurable?: Record<string, unknown> }>;
   checkpointer?: unknown;
   store?: unknown;
 }

@@ -113,3 +113,32 @@ export const bulkCancelSchema = z.union([
 ], { error: "must be either {status} or {thread_id, run_ids}, not both or neither" });
 
 export const runBatchSchema = z.array(runCreateStatelessSchema).min(1, "must contain at least one run").max(100);
+
+const checkpointSchema = z
+  .object({
+    checkpoint_id: uuid.nullable().optional(),
+    checkpoint_ns: z.string().nullable().optional(),
+    checkpoint_map: record.nullable().optional(),
+    thread_id: z.string().optional(),
+  })
+  .passthrough();
+
+export const updateStateSchema = z.object({
+  values: z.union([record, z.array(z.unknown()), z.null()]).optional(),
+  as_node: z.string().min(1).optional(),
+  checkpoint_id: uuid.optional(),
+  checkpoint: checkpointSchema.optional(),
+});
+
+export const historySchema = z.object({
+  limit: z.number().int().min(1).max(1000).default(10),
+  /** A checkpoint id, a CheckpointConfig, or a RunnableConfig ({configurable: {checkpoint_id}}). */
+  before: z.union([uuid, checkpointSchema, z.object({ configurable: checkpointSchema }).passthrough()]).nullable().optional(),
+  metadata: record.nullable().optional(),
+  checkpoint: checkpointSchema.nullable().optional(),
+});
+
+export const stateAtCheckpointSchema = z.object({
+  checkpoint: checkpointSchema,
+  subgraphs: z.boolean().optional(),
+});

@@ -70,6 +70,27 @@ export function createThreadsRepo(sql: Sql) {
       return { items: [...items], total: count?.n ?? 0 };
     },
 
+    /**
+     * Caches the state after a direct state update. The status moves only when
+     * no run is active (an active run will settle it when it ends).
+     */
+    async setState(threadId: string, state: { values: Record<string, unknown>; interrupts: Record<string, unknown[]>; hasPendingNext: boolean }): Promise<void> {
+      await sql`
+        UPDATE thread SET
+          "values" = ${sql.json(state.values as never)},
+          interrupts = ${sql.json(state.interrupts as never)},
+          status = CASE WHEN status = 'busy' THEN status ELSE ${state.hasPendingNext ? "interrupted" : "idle"} END,
+          state_updated_at = now(),
+          updated_at = now()
+        WHERE thread_id = ${threadId}`;
+    },
+
+    /** True while a run is pending or running on the thread. */
+    async isBusy(threadId: string): Promise<boolean> {
+      const rows = await sql`SELECT 1 FROM run WHERE thread_id = ${threadId} AND status IN ('pending', 'running') LIMIT 1`;
+      return rows.length > 0;
+    },
+
     /** Deletes the thread and (by cascade) its runs. Returns false if it did not exist. */
     async delete(threadId: string): Promise<boolean> {
       const rows = await sql`DELETE FROM thread WHERE thread_id = ${threadId} RETURNING thread_id`;

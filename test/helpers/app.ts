@@ -119,6 +119,7 @@ export async function createTestStack(opts: TestStackOptions): Promise<TestStack
         maxAttempts: 3,
         runTimeoutSecs: opts.runTimeoutSecs ?? 60,
         sweepIntervalSecs: 60,
+        selfUrl: () => null,
       });
       // Registered after the queue, so it is closed before it.
       releasers.add("worker", () => w.close(0));

@@ -222,15 +222,23 @@ function waitBody(c: Context, run: Run, sub: Subscription, cancelOnDisconnect: b
     deps.shutdown.addEventListener("abort", onShutdown, { once: true });
     const keepAlive = setInterval(() => void s.write("\n").catch(() => sub.close()), deps.sseHeartbeatMs);
     let lastValues: string | null = null;
+    let interrupt: string | null = null;
     let error: string | null = null;
     try {
       for await (const ev of sub) {
-        if (ev.event === "values") lastValues = ev.data;
-        else if (ev.event === "error") error = ev.data;
+        if (ev.event === "values") {
+          // A run that stops at an interrupt ends with {"__interrupt__": [...]}: merged into the values below.
+          if (ev.data.startsWith('{"__interrupt__":')) interrupt = ev.data;
+          else lastValues = ev.data;
+        } else if (ev.event === "error") error = ev.data;
       }
       done = true;
       if (error) return void (await s.write(`{"__error__":${error}}`));
-      if (lastValues) return void (await s.write(lastValues));
+      if (lastValues && interrupt) {
+        const merged = { ...(JSON.parse(lastValues) as object), ...(JSON.parse(interrupt) as object) };
+        return void (await s.write(JSON.stringify(merged)));
+      }
+      if (lastValues ?? interrupt) return void (await s.write((lastValues ?? interrupt)!));
       const thread = await deps.threads.get(run.thread_id);
       await s.write(toJson(thread?.values ?? {}));
     } finally {

@@ -1,11 +1,19 @@
 import type { Context } from "hono";
 import { Hono } from "hono";
 import type { Thread } from "../../domain/assistant.js";
-import { notFound } from "../../domain/errors.js";
+import type { z } from "zod";
+import { badRequest, conflict, notFound } from "../../domain/errors.js";
 import type { StateSnapshotLike } from "../../graphs/registry.js";
 import { uuidv7 } from "../../lib/uuid.js";
 import { toPlain } from "../../stream/serialize.js";
-import { stateQuerySchema, threadCreateSchema, threadSearchSchema } from "../schemas.js";
+import {
+  historySchema,
+  stateAtCheckpointSchema,
+  stateQuerySchema,
+  threadCreateSchema,
+  threadSearchSchema,
+  updateStateSchema,
+} from "../schemas.js";
 import { body, query, setPagination, uuidParam } from "../validate.js";
 
 export function threadRoutes(): Hono {
@@ -46,7 +54,96 @@ export function threadRoutes(): Hono {
     return c.json(await readState(c, thread, q.subgraphs ?? false));
   });
 
+  app.get("/threads/:thread_id/state/:checkpoint_id", async (c) => {
+    const thread = await getThread(c);
+    const checkpointId = uuidParam(c, "checkpoint_id");
+    const q = query(c, stateQuerySchema);
+    return c.json(await readState(c, thread, q.subgraphs ?? false, { checkpoint_id: checkpointId }));
+  });
+
+  app.post("/threads/:thread_id/state/checkpoint", async (c) => {
+    const thread = await getThread(c);
+    const b = await body(c, stateAtCheckpointSchema);
+    return c.json(await readState(c, thread, b.subgraphs ?? false, checkpointConfigurable(b.checkpoint)));
+  });
+
+  app.post("/threads/:thread_id/state", async (c) => {
+    const thread = await getThread(c);
+    const b = await body(c, updateStateSchema);
+    const deps = c.var.deps;
+    if (await deps.threads.isBusy(thread.thread_id)) throw conflict("Thread is busy with a run: wait for it or cancel it first");
+    const graph = await graphFor(c, thread);
+    if (!graph) throw badRequest(`Thread ${thread.thread_id} has no graph yet: run it once, or create it with metadata.graph_id`);
+    const config = {
+      configurable: {
+        thread_id: thread.thread_id,
+        ...(b.checkpoint ? checkpointConfigurable(b.checkpoint) : {}),
+        ...(b.checkpoint_id ? { checkpoint_id: b.checkpoint_id } : {}),
+      },
+    };
+    const next = await graph.updateState(config, b.values ?? null, b.as_node);
+    const state = await graph.getState({ configurable: { thread_id: thread.thread_id } });
+    const summary = formatState(state);
+    await deps.threads.setState(thread.thread_id, {
+      values: summary.values as Record<string, unknown>,
+      interrupts: interruptsByTask(state),
+      hasPendingNext: (state.next ?? []).length > 0,
+    });
+    return c.json({ checkpoint: checkpointOf(next as StateSnapshotLike["config"]) });
+  });
+
+  app.post("/threads/:thread_id/history", async (c) => {
+    const thread = await getThread(c);
+    const b = await body(c, historySchema);
+    return c.json(await readHistory(c, thread, b));
+  });
+
+  app.get("/threads/:thread_id/history", async (c) => {
+    const thread = await getThread(c);
+    const limit = Math.min(1000, Math.max(1, Number(c.req.query("limit") ?? 10) || 10));
+    const before = c.req.query("before");
+    return c.json(await readHistory(c, thread, { limit, before: before || null, metadata: null, checkpoint: null }));
+  });
+
   return app;
+}
+
+type HistoryQuery = z.output<typeof historySchema>;
+
+async function readHistory(c: Context, thread: Thread, q: HistoryQuery) {
+  const graph = await graphFor(c, thread);
+  if (!graph) return [];
+  const before =
+    q.before == null ? undefined : typeof q.before === "string" ? { checkpoint_id: q.before } : "configurable" in q.before ? q.before.configurable : q.before;
+  const config = { configurable: { thread_id: thread.thread_id, ...(q.checkpoint ? checkpointConfigurable(q.checkpoint) : {}) } };
+  const out: Record<string, unknown>[] = [];
+  for await (const s of graph.getStateHistory(config, {
+    limit: q.limit,
+    before: before ? { configurable: { thread_id: thread.thread_id, ...checkpointConfigurable(before as Record<string, unknown>) } } : undefined,
+    filter: q.metadata ?? undefined,
+  })) {
+    out.push(formatState(s));
+  }
+  return out;
+}
+
+/** Only the keys that address a checkpoint, without nulls. */
+function checkpointConfigurable(cp: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const k of ["checkpoint_id", "checkpoint_ns", "checkpoint_map"]) if (cp[k] != null) out[k] = cp[k];
+  return out;
+}
+
+function interruptsByTask(s: StateSnapshotLike): Record<string, unknown[]> {
+  const out: Record<string, unknown[]> = {};
+  for (const t of s.tasks ?? []) if (t.interrupts?.length) out[t.id] = toPlain(t.interrupts);
+  return out;
+}
+
+async function graphFor(c: Context, thread: Thread) {
+  const graphId = thread.metadata.graph_id;
+  if (typeof graphId !== "string" || !c.var.deps.graphs.ids.has(graphId)) return null;
+  return (await c.var.deps.graphs.get(graphId, { configurable: { thread_id: thread.thread_id } })).graph;
 }
 
 async function getThread(c: Context): Promise<Thread> {
@@ -56,15 +153,13 @@ async function getThread(c: Context): Promise<Thread> {
   return thread;
 }
 
-/** ThreadState as the official server returns it (api.md §2.2). */
-async function readState(c: Context, thread: Thread, subgraphs: boolean) {
-  const graphId = thread.metadata.graph_id;
-  if (typeof graphId !== "string" || !c.var.deps.graphs.ids.has(graphId)) {
+/** ThreadState as the official server returns it (api.md §2.2); a thread that never ran has an empty state. */
+async function readState(c: Context, thread: Thread, subgraphs: boolean, at: Record<string, unknown> = {}) {
+  const graph = await graphFor(c, thread);
+  if (!graph) {
     return { values: {}, next: [], tasks: [], checkpoint: null, metadata: null, created_at: null, parent_checkpoint: null, interrupts: [] };
   }
-  const config = { configurable: { thread_id: thread.thread_id } };
-  const { graph } = await c.var.deps.graphs.get(graphId, config);
-  return formatState(await graph.getState(config, { subgraphs }));
+  return formatState(await graph.getState({ configurable: { thread_id: thread.thread_id, ...at } }, { subgraphs }));
 }
 
 const checkpointOf = (cfg: StateSnapshotLike["config"]) => {
