@@ -1,4 +1,5 @@
 import { hostname } from "node:os";
+import { isTerminal } from "../domain/run.js";
 import type { GraphRegistry } from "../graphs/registry.js";
 import type { Logger } from "../lib/logger.js";
 import { uuidv7 } from "../lib/uuid.js";
@@ -87,7 +88,10 @@ export function createWorker(deps: WorkerDeps) {
       }
       const { finished, next } = await deps.runs.finish({ run_id: run.run_id, owner, ...outcome });
       rlog.info({ status: outcome.status, ms: Date.now() - started, recorded: finished }, "run finished");
-      await deps.bus.finish(run.run_id);
+      // Not recorded: if our lease lapsed and the run is pending again or held by another
+      // worker, that attempt will end the stream; ending it here would cut its readers off.
+      const fresh = finished ? null : await deps.runs.get(null, run.run_id);
+      if (!fresh || isTerminal(fresh.status)) await deps.bus.finish(run.run_id);
       if (next) await deps.queue.dispatch([next]);
       if (run.kwargs.webhook && finished) {
         const payload = {

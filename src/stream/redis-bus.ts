@@ -16,7 +16,7 @@ local prev = '0-0'
 if last[1] then prev = last[1][1] end
 local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], ARGV[2], 'e', ARGV[3], 'd', ARGV[4])
 redis.call('PERSIST', KEYS[1])
-redis.call('PUBLISH', KEYS[2], id .. '\n' .. prev .. '\n' .. ARGV[3] .. '\n' .. ARGV[4])
+redis.call('PUBLISH', KEYS[2], id .. '\\n' .. prev .. '\\n' .. ARGV[3] .. '\\n' .. ARGV[4])
 return id`;
 const APPEND_SHA = createHash("sha1").update(APPEND_SCRIPT).digest("hex");
 

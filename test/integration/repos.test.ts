@@ -1,0 +1,578 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { systemAssistantId } from "../../src/domain/assistant.js";
+import { AppError } from "../../src/domain/errors.js";
+import type { MultitaskStrategy, RunKwargs } from "../../src/domain/run.js";
+import { uuidv7 } from "../../src/lib/uuid.js";
+import { createAssistantsRepo } from "../../src/storage/assistants.js";
+import { createSql } from "../../src/storage/db.js";
+import type { Sql } from "../../src/storage/db.js";
+import { migrate } from "../../src/storage/migrate.js";
+import { createRunsRepo } from "../../src/storage/runs.js";
+import type { CreateRunInput } from "../../src/storage/runs.js";
+import { createThreadsRepo } from "../../src/storage/threads.js";
+import { createTestDatabase } from "../helpers/services.js";
+import type { TestDatabase } from "../helpers/services.js";
+
+let db: TestDatabase;
+let sql: Sql;
+let assistants: ReturnType<typeof createAssistantsRepo>;
+let threads: ReturnType<typeof createThreadsRepo>;
+let runs: ReturnType<typeof createRunsRepo>;
+
+beforeAll(async () => {
+  db = await createTestDatabase("repos");
+  sql = createSql(db.uri, 8);
+  await migrate(sql);
+  assistants = createAssistantsRepo(sql);
+  threads = createThreadsRepo(sql);
+  runs = createRunsRepo(sql);
+  await assistants.upsertSystem("agent");
+});
+afterAll(async () => {
+  await sql?.end({ timeout: 5 });
+  await db?.drop();
+});
+
+const kwargs = (input: unknown = { n: 1 }): RunKwargs => ({
+  input,
+  command: null,
+  config: { configurable: {} },
+  context: null,
+  stream_mode: ["values"],
+  interrupt_before: null,
+  interrupt_after: null,
+  webhook: null,
+  feedback_keys: null,
+  temporary: false,
+  subgraphs: false,
+  resumable: false,
+  checkpoint_id: null,
+  checkpoint: null,
+  durability: null,
+});
+
+async function newThread(metadata: Record<string, unknown> = {}) {
+  return threads.create({ thread_id: uuidv7(), metadata, if_exists: "raise" });
+}
+
+function runInput(threadId: string, over: Partial<CreateRunInput> = {}): CreateRunInput {
+  return {
+    run_id: uuidv7(),
+    thread_id: threadId,
+    if_not_exists: "reject",
+    assistant_id: systemAssistantId("agent"),
+    graph_id: "agent",
+    metadata: {},
+    kwargs: kwargs(),
+    multitask_strategy: "enqueue" as MultitaskStrategy,
+    after_seconds: 0,
+    ...over,
+  };
+}
+
+async function createRun(threadId: string, over: Partial<CreateRunInput> = {}) {
+  return (await runs.create(runInput(threadId, over))).run;
+}
+
+const runRow = async (runId: string) => {
+  const [row] = await sql<
+    { status: string; attempt: number; lease_owner: string | null; lease_expires_at: string | null; ended_at: string | null; started_at: string | null }[]
+  >`SELECT status, attempt, lease_owner, lease_expires_at, ended_at, started_at FROM run WHERE run_id = ${runId}`;
+  return row!;
+};
+const runCount = async (threadId: string) =>
+  (await sql<{ n: number }[]>`SELECT count(*)::int AS n FROM run WHERE thread_id = ${threadId}`)[0]!.n;
+const expireLease = (runId: string) =>
+  sql`UPDATE run SET lease_expires_at = now() - interval '1 second' WHERE run_id = ${runId}`;
+
+async function appError(p: Promise<unknown>): Promise<AppError> {
+  const err = await p.then(
+    () => null,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(AppError);
+  return err as AppError;
+}
+
+const finishInput = (run_id: string, owner: string, over: Partial<Parameters<typeof runs.finish>[0]> = {}) => ({
+  run_id,
+  owner,
+  status: "success" as const,
+  values: null,
+  interrupts: {},
+  hasPendingNext: false,
+  error: null,
+  ...over,
+});
+
+// ------------------------------------------------------------------------------------------------
+
+describe("assistants repo", () => {
+  it("upserts the system assistant once, idempotently, even concurrently", async () => {
+    await Promise.all(Array.from({ length: 5 }, () => assistants.upsertSystem("counter")));
+    await assistants.upsertSystem("counter");
+    const id = systemAssistantId("counter");
+    const rows = await sql`SELECT assistant_id FROM assistant WHERE graph_id = 'counter'`;
+    expect(rows.map((r) => r.assistant_id)).toEqual([id]);
+    const versions = await sql`SELECT version FROM assistant_version WHERE assistant_id = ${id}`;
+    expect(versions.map((r) => r.version)).toEqual([1]);
+    const a = await assistants.get(id);
+    expect(a).toMatchObject({ assistant_id: id, graph_id: "counter", name: "counter", version: 1, metadata: { created_by: "system" } });
+    expect(a!.created_at).toMatch(/^\d{4}-\d\d-\d\dT/);
+  });
+
+  it("never overwrites an existing system assistant", async () => {
+    const id = systemAssistantId("agent");
+    await sql`UPDATE assistant SET name = 'renamed' WHERE assistant_id = ${id}`;
+    await assistants.upsertSystem("agent");
+    expect((await assistants.get(id))!.name).toBe("renamed");
+    await sql`UPDATE assistant SET name = 'agent' WHERE assistant_id = ${id}`;
+  });
+
+  it("resolves a graph id or an assistant id; unknown ones are NOT_FOUND", async () => {
+    const graphs = new Set(["agent"]);
+    expect((await assistants.resolve("agent", graphs)).assistant_id).toBe(systemAssistantId("agent"));
+    expect((await assistants.resolve(systemAssistantId("agent"), graphs)).graph_id).toBe("agent");
+    expect((await appError(assistants.resolve("nope", graphs))).code).toBe("NOT_FOUND");
+    expect((await appError(assistants.resolve(uuidv7(), graphs))).code).toBe("NOT_FOUND");
+    expect(await assistants.get("not-a-uuid")).toBeNull();
+  });
+
+  it("searches by graph id and metadata with a total", async () => {
+    await assistants.upsertSystem("counter");
+    const byGraph = await assistants.search({ graph_id: "counter", limit: 10, offset: 0 });
+    expect(byGraph.items.map((a) => a.graph_id)).toEqual(["counter"]);
+    expect(byGraph.total).toBe(1);
+    const all = await assistants.search({ metadata: { created_by: "system" }, limit: 1, offset: 0 });
+    expect(all.items).toHaveLength(1);
+    expect(all.total).toBe(2);
+    expect((await assistants.search({ metadata: { created_by: "someone" }, limit: 10, offset: 0 })).total).toBe(0);
+  });
+});
+
+// ------------------------------------------------------------------------------------------------
+
+describe("threads repo", () => {
+  it("creates a thread with defaults", async () => {
+    const id = uuidv7();
+    const t = await threads.create({ thread_id: id, metadata: { owner: "a" }, if_exists: "raise" });
+    expect(t).toMatchObject({ thread_id: id, metadata: { owner: "a" }, status: "idle", values: null, interrupts: {}, error: null, config: {} });
+    expect(await threads.get(id)).toEqual(t);
+  });
+
+  it("if_exists=raise → CONFLICT; do_nothing → the existing thread, unchanged", async () => {
+    const t = await newThread({ v: 1 });
+    const err = await appError(threads.create({ thread_id: t.thread_id, metadata: { v: 2 }, if_exists: "raise" }));
+    expect(err.code).toBe("CONFLICT");
+    const same = await threads.create({ thread_id: t.thread_id, metadata: { v: 3 }, if_exists: "do_nothing" });
+    expect(same).toEqual(t);
+  });
+
+  it("searches by metadata containment, status and ids, with totals and pagination", async () => {
+    const tag = uuidv7();
+    const a = await newThread({ tag, kind: "x", nested: { deep: 1, other: true } });
+    const b = await newThread({ tag, kind: "y" });
+    const c = await newThread({ tag, kind: "x" });
+    await newThread({ tag: "someone else", kind: "x" });
+    await sql`UPDATE thread SET status = 'busy' WHERE thread_id = ${b.thread_id}`;
+
+    const base = { limit: 10, offset: 0, sort_by: "created_at", sort_order: "asc" } as const;
+    const byTag = await threads.search({ ...base, metadata: { tag } });
+    expect(byTag.total).toBe(3);
+    expect(byTag.items.map((t) => t.thread_id)).toEqual([a.thread_id, b.thread_id, c.thread_id]);
+
+    const xs = await threads.search({ ...base, metadata: { tag, kind: "x" } });
+    expect(xs.items.map((t) => t.thread_id)).toEqual([a.thread_id, c.thread_id]);
+    const nested = await threads.search({ ...base, metadata: { tag, nested: { deep: 1 } } });
+    expect(nested.items.map((t) => t.thread_id)).toEqual([a.thread_id]);
+
+    const busy = await threads.search({ ...base, metadata: { tag }, status: "busy" });
+    expect(busy.items.map((t) => t.thread_id)).toEqual([b.thread_id]);
+    expect(busy.total).toBe(1);
+
+    const byIds = await threads.search({ ...base, ids: [c.thread_id, a.thread_id, uuidv7()] });
+    expect(byIds.items.map((t) => t.thread_id)).toEqual([a.thread_id, c.thread_id]);
+    expect(byIds.total).toBe(2);
+
+    const desc = await threads.search({ ...base, metadata: { tag }, sort_order: "desc" });
+    expect(desc.items.map((t) => t.thread_id)).toEqual([c.thread_id, b.thread_id, a.thread_id]);
+    const byId = await threads.search({ ...base, metadata: { tag }, sort_by: "thread_id" });
+    expect(byId.items.map((t) => t.thread_id)).toEqual([a.thread_id, b.thread_id, c.thread_id].sort());
+
+    const page1 = await threads.search({ ...base, metadata: { tag }, limit: 2, offset: 0 });
+    const page2 = await threads.search({ ...base, metadata: { tag }, limit: 2, offset: 2 });
+    expect(page1.total).toBe(3);
+    expect(page2.total).toBe(3);
+    expect(page1.items.map((t) => t.thread_id)).toEqual([a.thread_id, b.thread_id]);
+    expect(page2.items.map((t) => t.thread_id)).toEqual([c.thread_id]);
+    const beyond = await threads.search({ ...base, metadata: { tag }, offset: 10 });
+    expect(beyond).toEqual({ items: [], total: 3 });
+  });
+
+  it("searches by cached values", async () => {
+    const tag = uuidv7();
+    const a = await newThread({ tag });
+    await newThread({ tag });
+    await sql`UPDATE thread SET "values" = ${sql.json({ count: 3, steps: ["one"] })} WHERE thread_id = ${a.thread_id}`;
+    const found = await threads.search({ metadata: { tag }, values: { count: 3 }, limit: 10, offset: 0, sort_by: "created_at", sort_order: "desc" });
+    expect(found.items.map((t) => t.thread_id)).toEqual([a.thread_id]);
+  });
+
+  it("deletes a thread and its runs", async () => {
+    const t = await newThread();
+    await createRun(t.thread_id);
+    expect(await threads.delete(t.thread_id)).toBe(true);
+    expect(await threads.get(t.thread_id)).toBeNull();
+    expect(await runCount(t.thread_id)).toBe(0);
+    expect(await threads.delete(t.thread_id)).toBe(false);
+  });
+});
+
+// ------------------------------------------------------------------------------------------------
+
+describe("runs repo: create", () => {
+  it("inserts a pending run and marks the thread busy with its graph", async () => {
+    const t = await newThread({ user: "u1" });
+    const { run, inflight } = await runs.create(runInput(t.thread_id, { metadata: { m: 1 } }));
+    expect(inflight).toEqual([]);
+    expect(run).toMatchObject({ thread_id: t.thread_id, status: "pending", metadata: { m: 1 }, multitask_strategy: "enqueue", assistant_id: systemAssistantId("agent") });
+    expect(run.kwargs).toEqual(kwargs());
+    const thread = await threads.get(t.thread_id);
+    expect(thread).toMatchObject({ status: "busy", metadata: { user: "u1", graph_id: "agent", assistant_id: systemAssistantId("agent") } });
+    expect(await runs.get(t.thread_id, run.run_id)).toEqual(run);
+    expect(await runs.get(null, run.run_id)).toEqual(run);
+    expect(await runs.get(uuidv7(), run.run_id)).toBeNull();
+  });
+
+  it("on a missing thread → NOT_FOUND, and nothing is written", async () => {
+    const threadId = uuidv7();
+    const err = await appError(runs.create(runInput(threadId)));
+    expect(err.code).toBe("NOT_FOUND");
+    expect(err.message).toContain(threadId);
+    expect(await threads.get(threadId)).toBeNull();
+    expect(await runCount(threadId)).toBe(0);
+  });
+
+  it("if_not_exists=create makes the thread", async () => {
+    const threadId = uuidv7();
+    const { run } = await runs.create(runInput(threadId, { if_not_exists: "create" }));
+    expect(run.thread_id).toBe(threadId);
+    expect(await threads.get(threadId)).toMatchObject({ status: "busy", metadata: { graph_id: "agent" } });
+  });
+
+  it("reports in-flight runs; multitask reject → CONFLICT and nothing inserted", async () => {
+    const t = await newThread();
+    const first = await createRun(t.thread_id);
+    const { inflight } = await runs.create(runInput(t.thread_id));
+    expect(inflight).toEqual([first.run_id]);
+    expect(await runCount(t.thread_id)).toBe(2);
+    const err = await appError(runs.create(runInput(t.thread_id, { multitask_strategy: "reject" })));
+    expect(err.code).toBe("CONFLICT");
+    expect(await runCount(t.thread_id)).toBe(2);
+  });
+
+  it("multitask reject on an idle thread is accepted", async () => {
+    const t = await newThread();
+    const { run } = await runs.create(runInput(t.thread_id, { multitask_strategy: "reject" }));
+    expect(run.multitask_strategy).toBe("reject");
+  });
+
+  it("concurrent reject-strategy creates on one thread: exactly one is accepted", async () => {
+    const t = await newThread();
+    const results = await Promise.allSettled(
+      Array.from({ length: 6 }, () => runs.create(runInput(t.thread_id, { multitask_strategy: "reject" }))),
+    );
+    expect(results.filter((r) => r.status === "fulfilled")).toHaveLength(1);
+    for (const r of results) if (r.status === "rejected") expect((r.reason as AppError).code).toBe("CONFLICT");
+    expect(await runCount(t.thread_id)).toBe(1);
+  });
+
+  it("lists a thread's runs newest first", async () => {
+    const t = await newThread();
+    const a = await createRun(t.thread_id);
+    const b = await createRun(t.thread_id);
+    const c = await createRun(t.thread_id);
+    expect((await runs.list(t.thread_id, 10, 0)).map((r) => r.run_id)).toEqual([c.run_id, b.run_id, a.run_id]);
+    expect((await runs.list(t.thread_id, 1, 1)).map((r) => r.run_id)).toEqual([b.run_id]);
+  });
+});
+
+// ------------------------------------------------------------------------------------------------
+
+describe("runs repo: claim", () => {
+  it("takes a pending run: running, attempt 1, leased to the owner", async () => {
+    const t = await newThread();
+    const run = await createRun(t.thread_id);
+    const claimed = await runs.claim(run.run_id, "w1", 30);
+    expect(claimed).toMatchObject({ run_id: run.run_id, status: "running", attempt: 1, lease_owner: "w1", cancel_action: null });
+    const leaseMs = Date.parse(claimed!.lease_expires_at!) - Date.now();
+    expect(leaseMs).toBeGreaterThan(25_000);
+    expect(leaseMs).toBeLessThan(31_000);
+    expect((await runRow(run.run_id)).started_at).not.toBeNull();
+    // Claiming again (a duplicate job) does nothing while the lease holds.
+    expect(await runs.claim(run.run_id, "w2", 30)).toBeNull();
+    expect(await runs.running(t.thread_id)).toEqual([run.run_id]);
+  });
+
+  it("returns null for an unknown or finished run", async () => {
+    expect(await runs.claim(uuidv7(), "w1", 30)).toBeNull();
+    const t = await newThread();
+    const run = await createRun(t.thread_id);
+    await runs.claim(run.run_id, "w1", 30);
+    await runs.finish(finishInput(run.run_id, "w1"));
+    expect(await runs.claim(run.run_id, "w1", 30)).toBeNull();
+  });
+
+  it("will not start a second run on a thread while the first runs", async () => {
+    const t = await newThread();
+    const a = await createRun(t.thread_id);
+    const b = await createRun(t.thread_id);
+    expect(await runs.claim(a.run_id, "w1", 30)).not.toBeNull();
+    expect(await runs.claim(b.run_id, "w2", 30)).toBeNull();
+    expect((await runRow(b.run_id)).status).toBe("pending");
+    await runs.finish(finishInput(a.run_id, "w1"));
+    expect(await runs.claim(b.run_id, "w2", 30)).toMatchObject({ run_id: b.run_id, attempt: 1 });
+  });
+
+  it("keeps FIFO order: a newer pending run is not claimed before an older one", async () => {
+    const t = await newThread();
+    const older = await createRun(t.thread_id);
+    const newer = await createRun(t.thread_id);
+    expect(await runs.claim(newer.run_id, "w1", 30)).toBeNull();
+    expect(await runs.claim(older.run_id, "w1", 30)).not.toBeNull();
+  });
+
+  it("runs on different threads do not block each other", async () => {
+    const [t1, t2] = [await newThread(), await newThread()];
+    const a = await createRun(t1.thread_id);
+    const b = await createRun(t2.thread_id);
+    const [ca, cb] = await Promise.all([runs.claim(a.run_id, "w1", 30), runs.claim(b.run_id, "w2", 30)]);
+    expect(ca).not.toBeNull();
+    expect(cb).not.toBeNull();
+  });
+
+  it("concurrent claims on one thread: exactly one wins, every time", async () => {
+    for (let i = 0; i < 15; i++) {
+      const t = await newThread();
+      const a = await createRun(t.thread_id);
+      const b = await createRun(t.thread_id);
+      // Two workers got a's job (duplicate delivery), two more got b's.
+      const results = await Promise.all([
+        runs.claim(b.run_id, "w1", 30),
+        runs.claim(a.run_id, "w2", 30),
+        runs.claim(a.run_id, "w3", 30),
+        runs.claim(b.run_id, "w4", 30),
+      ]);
+      const winners = results.filter((r) => r !== null);
+      expect(winners, `iteration ${i}`).toHaveLength(1);
+      expect(winners[0]!.run_id).toBe(a.run_id); // FIFO: the older one
+      expect(winners[0]!.attempt).toBe(1);
+      const running = await sql`SELECT run_id FROM run WHERE thread_id = ${t.thread_id} AND status = 'running'`;
+      expect(running).toHaveLength(1);
+    }
+  });
+
+  it("concurrent reclaims of an expired lease: exactly one wins, attempt counted once", async () => {
+    for (let i = 0; i < 10; i++) {
+      const t = await newThread();
+      const run = await createRun(t.thread_id);
+      await runs.claim(run.run_id, "dead", 30);
+      await expireLease(run.run_id);
+      const results = await Promise.all(["w1", "w2", "w3"].map((w) => runs.claim(run.run_id, w, 30)));
+      const winners = results.filter((r) => r !== null);
+      expect(winners, `iteration ${i}`).toHaveLength(1);
+      expect(winners[0]!.attempt).toBe(2);
+      expect((await runRow(run.run_id)).attempt).toBe(2);
+    }
+  });
+
+  it("after_seconds delays the claim until the run is due", async () => {
+    const t = await newThread();
+    const run = await createRun(t.thread_id, { after_seconds: 0.6 });
+    expect(Date.parse(run.created_at) - Date.now()).toBeGreaterThan(300);
+    expect(await runs.claim(run.run_id, "w1", 30)).toBeNull();
+    await new Promise((r) => setTimeout(r, 700));
+    expect(await runs.claim(run.run_id, "w1", 30)).toMatchObject({ run_id: run.run_id, status: "running" });
+  });
+
+  it("a delayed run does not hold back a later-due run on the same thread", async () => {
+    const t = await newThread();
+    const delayed = await createRun(t.thread_id, { after_seconds: 60 });
+    const now = await createRun(t.thread_id);
+    expect(await runs.claim(delayed.run_id, "w1", 30)).toBeNull();
+    expect(await runs.claim(now.run_id, "w1", 30)).not.toBeNull();
+  });
+});
+
+// ------------------------------------------------------------------------------------------------
+
+describe("runs repo: heartbeat, finish, release, reclaim", () => {
+  it("heartbeat extends the lease only for its owner", async () => {
+    const t = await newThread();
+    const run = await createRun(t.thread_id);
+    await runs.claim(run.run_id, "w1", 5);
+    const before = Date.parse((await runRow(run.run_id)).lease_expires_at!);
+    expect(await runs.heartbeat(run.run_id, "w1", 60)).toBe(true);
+    const after = Date.parse((await runRow(run.run_id)).lease_expires_at!);
+    expect(after - before).toBeGreaterThan(50_000);
+    expect(await runs.heartbeat(run.run_id, "intruder", 60)).toBe(false);
+    await runs.finish(finishInput(run.run_id, "w1"));
+    expect(await runs.heartbeat(run.run_id, "w1", 60)).toBe(false);
+  });
+
+  it("finish success → run success, thread idle with cached values", async () => {
+    const t = await newThread();
+    const run = await createRun(t.thread_id);
+    await runs.claim(run.run_id, "w1", 30);
+    const res = await runs.finish(finishInput(run.run_id, "w1", { values: { count: 3 } }));
+    expect(res).toEqual({ finished: true, next: null });
+    const row = await runRow(run.run_id);
+    expect(row).toMatchObject({ status: "success", lease_owner: null, lease_expires_at: null });
+    expect(row.ended_at).not.toBeNull();
+    expect(await threads.get(t.thread_id)).toMatchObject({ status: "idle", values: { count: 3 }, error: null, interrupts: {} });
+  });
+
+  it("finish with values null keeps the cached values", async () => {
+    const t = await newThread();
+    const r1 = await createRun(t.thread_id);
+    await runs.claim(r1.run_id, "w1", 30);
+    await runs.finish(finishInput(r1.run_id, "w1", { values: { keep: true } }));
+    const r2 = await createRun(t.thread_id);
+    await runs.claim(r2.run_id, "w1", 30);
+    await runs.finish(finishInput(r2.run_id, "w1", { status: "interrupted", values: null }));
+    expect(await threads.get(t.thread_id)).toMatchObject({ status: "idle", values: { keep: true } });
+  });
+
+  it("finish error → thread error with the error recorded", async () => {
+    const t = await newThread();
+    const run = await createRun(t.thread_id);
+    await runs.claim(run.run_id, "w1", 30);
+    const error = { error: "ValueError", message: "bad" };
+    await runs.finish(finishInput(run.run_id, "w1", { status: "error", error }));
+    expect((await runRow(run.run_id)).status).toBe("error");
+    expect(await threads.get(t.thread_id)).toMatchObject({ status: "error", error });
+  });
+
+  it("finish timeout → thread error", async () => {
+    const t = await newThread();
+    const run = await createRun(t.thread_id);
+    await runs.claim(run.run_id, "w1", 30);
+    await runs.finish(finishInput(run.run_id, "w1", { status: "timeout", error: { error: "TimeoutError", message: "slow" } }));
+    expect((await runRow(run.run_id)).status).toBe("timeout");
+    expect((await threads.get(t.thread_id))!.status).toBe("error");
+  });
+
+  it("finish with a pending interrupt → thread interrupted with its interrupts", async () => {
+    const t = await newThread();
+    const run = await createRun(t.thread_id);
+    await runs.claim(run.run_id, "w1", 30);
+    const interrupts = { task1: [{ value: "approve?", id: "i1" }] };
+    await runs.finish(finishInput(run.run_id, "w1", { values: { a: 1 }, interrupts, hasPendingNext: true }));
+    expect(await threads.get(t.thread_id)).toMatchObject({ status: "interrupted", interrupts, values: { a: 1 } });
+  });
+
+  it("finish returns the thread's next pending run and keeps the thread busy", async () => {
+    const t = await newThread();
+    const a = await createRun(t.thread_id);
+    const b = await createRun(t.thread_id);
+    const c = await createRun(t.thread_id);
+    await runs.claim(a.run_id, "w1", 30);
+    const res = await runs.finish(finishInput(a.run_id, "w1", { values: { x: 1 } }));
+    expect(res).toEqual({ finished: true, next: { run_id: b.run_id, thread_id: t.thread_id, delay_ms: 0 } });
+    expect(await threads.get(t.thread_id)).toMatchObject({ status: "busy", values: { x: 1 } });
+    await runs.claim(b.run_id, "w1", 30);
+    expect((await runs.finish(finishInput(b.run_id, "w1"))).next?.run_id).toBe(c.run_id);
+  });
+
+  it("finish reports the delay of a delayed next run", async () => {
+    const t = await newThread();
+    const a = await createRun(t.thread_id);
+    await runs.claim(a.run_id, "w1", 30);
+    const b = await createRun(t.thread_id, { after_seconds: 30 });
+    const { next } = await runs.finish(finishInput(a.run_id, "w1"));
+    expect(next?.run_id).toBe(b.run_id);
+    expect(next!.delay_ms).toBeGreaterThan(25_000);
+    expect(next!.delay_ms).toBeLessThanOrEqual(30_000);
+  });
+
+  it("finish by a worker that lost the lease changes nothing", async () => {
+    const t = await newThread();
+    const run = await createRun(t.thread_id);
+    await runs.claim(run.run_id, "w1", 30);
+    expect(await runs.finish(finishInput(run.run_id, "w2", { status: "error" }))).toEqual({ finished: false, next: null });
+    expect((await runRow(run.run_id)).status).toBe("running");
+    expect((await threads.get(t.thread_id))!.status).toBe("busy");
+  });
+
+  it("release hands a run back to pending; the next claim is attempt 2", async () => {
+    const t = await newThread();
+    const run = await createRun(t.thread_id);
+    await runs.claim(run.run_id, "w1", 30);
+    expect(await runs.release(run.run_id, "other")).toBeNull();
+    expect(await runs.release(run.run_id, "w1")).toEqual({ run_id: run.run_id, thread_id: t.thread_id, delay_ms: 0 });
+    expect(await runRow(run.run_id)).toMatchObject({ status: "pending", lease_owner: null, lease_expires_at: null, attempt: 1 });
+    expect(await runs.release(run.run_id, "w1")).toBeNull();
+    expect(await runs.claim(run.run_id, "w2", 30)).toMatchObject({ attempt: 2, lease_owner: "w2" });
+  });
+
+  it("reclaimExpired moves expired-lease runs back to pending, then to error after max attempts", async () => {
+    const t = await newThread();
+    const run = await createRun(t.thread_id);
+    const healthy = await createRun((await newThread()).thread_id);
+    await runs.claim(healthy.run_id, "alive", 30);
+
+    await runs.claim(run.run_id, "dead1", 30);
+    await expireLease(run.run_id);
+    let res = await runs.reclaimExpired(2);
+    expect(res.requeued).toContainEqual({ run_id: run.run_id, thread_id: t.thread_id, delay_ms: 0 });
+    expect(res.failed).not.toContain(run.run_id);
+    expect(res.requeued.map((d) => d.run_id)).not.toContain(healthy.run_id);
+    expect(await runRow(run.run_id)).toMatchObject({ status: "pending", attempt: 1, lease_owner: null });
+    expect((await threads.get(t.thread_id))!.status).toBe("busy");
+
+    await runs.claim(run.run_id, "dead2", 30);
+    await expireLease(run.run_id);
+    res = await runs.reclaimExpired(2);
+    expect(res.failed).toContain(run.run_id);
+    expect(res.requeued.map((d) => d.run_id)).not.toContain(run.run_id);
+    const row = await runRow(run.run_id);
+    expect(row).toMatchObject({ status: "error", attempt: 2, lease_owner: null });
+    expect(row.ended_at).not.toBeNull();
+    expect(await threads.get(t.thread_id)).toMatchObject({ status: "error", error: { error: "RunAttemptsExceeded" } });
+    expect((await runRow(healthy.run_id)).status).toBe("running");
+  });
+
+  it("reclaimExpired keeps a thread busy when it still has pending runs", async () => {
+    const t = await newThread();
+    const a = await createRun(t.thread_id);
+    const b = await createRun(t.thread_id);
+    await runs.claim(a.run_id, "dead", 30);
+    await expireLease(a.run_id);
+    const res = await runs.reclaimExpired(1);
+    expect(res.failed).toContain(a.run_id);
+    expect((await threads.get(t.thread_id))!.status).toBe("busy");
+    expect(await runs.claim(b.run_id, "w1", 30)).not.toBeNull();
+  });
+
+  it("dispatchable lists the head pending run of each thread with nothing running", async () => {
+    const t1 = await newThread();
+    const t2 = await newThread();
+    const a1 = await createRun(t1.thread_id);
+    await createRun(t1.thread_id);
+    const b1 = await createRun(t2.thread_id);
+    await createRun(t2.thread_id);
+    await runs.claim(b1.run_id, "w1", 30);
+    const list = await runs.dispatchable(10_000);
+    const mine = list.filter((d) => d.thread_id === t1.thread_id || d.thread_id === t2.thread_id);
+    expect(mine).toEqual([{ run_id: a1.run_id, thread_id: t1.thread_id, delay_ms: 0 }]);
+  });
+
+  it("failExhausted records an error outcome", async () => {
+    const t = await newThread();
+    const run = await createRun(t.thread_id);
+    await runs.claim(run.run_id, "w1", 30);
+    await runs.failExhausted(run.run_id, "w1");
+    expect((await runRow(run.run_id)).status).toBe("error");
+    expect(await threads.get(t.thread_id)).toMatchObject({ status: "error", error: { error: "RunAttemptsExceeded" } });
+  });
+});

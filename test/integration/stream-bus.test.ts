@@ -1,0 +1,453 @@
+import { Redis } from "ioredis";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { CancelAction } from "../../src/domain/run.js";
+import { uuidv7 } from "../../src/lib/uuid.js";
+import { END_EVENT, compareIds } from "../../src/stream/bus.js";
+import type { RunStreamBus, StreamEvent, Subscription } from "../../src/stream/bus.js";
+import { createMemoryBus } from "../../src/stream/memory-bus.js";
+import { createRedisBus } from "../../src/stream/redis-bus.js";
+import { hasRedis, redisSkipReason, redisUri, uniquePrefix } from "../helpers/services.js";
+
+const TIMEOUT_MS = 5_000;
+
+/** Reads a subscription to its end; fails (instead of hanging) if it does not end in time. */
+async function collect(sub: Subscription, ms = TIMEOUT_MS): Promise<StreamEvent[]> {
+  const got: StreamEvent[] = [];
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      void sub.close();
+      reject(new Error(`subscription did not end within ${ms} ms; got ${JSON.stringify(got.map((e) => e.data))}`));
+    }, ms);
+  });
+  try {
+    await Promise.race([
+      (async () => {
+        for await (const ev of sub) got.push(ev);
+      })(),
+      timeout,
+    ]);
+    return got;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Reads the first `n` events, then stops reading (the subscription stays open). */
+async function take(sub: Subscription, n: number, ms = TIMEOUT_MS): Promise<StreamEvent[]> {
+  const got: StreamEvent[] = [];
+  const it = sub[Symbol.asyncIterator]();
+  const deadline = Date.now() + ms;
+  while (got.length < n) {
+    const left = deadline - Date.now();
+    const next = await Promise.race([
+      it.next(),
+      new Promise<"timeout">((r) => setTimeout(() => r("timeout"), Math.max(0, left)).unref()),
+    ]);
+    if (next === "timeout") throw new Error(`only ${got.length} of ${n} events within ${ms} ms`);
+    if (next.done) break;
+    got.push(next.value);
+  }
+  return got;
+}
+
+const datas = (evs: StreamEvent[]) => evs.map((e) => JSON.parse(e.data) as unknown);
+
+function expectIncreasing(evs: StreamEvent[]) {
+  for (let i = 1; i < evs.length; i++) expect(compareIds(evs[i]!.id, evs[i - 1]!.id), `${evs[i - 1]!.id} → ${evs[i]!.id}`).toBeGreaterThan(0);
+}
+
+async function publishN(bus: RunStreamBus, runId: string, from: number, to: number): Promise<string[]> {
+  const ids: string[] = [];
+  for (let i = from; i < to; i++) ids.push(await bus.publish(runId, "values", JSON.stringify({ i })));
+  return ids;
+}
+
+const range = (from: number, to: number) => Array.from({ length: to - from }, (_, k) => ({ i: from + k }));
+
+interface BusFactory {
+  make(): Promise<RunStreamBus>;
+}
+
+/** The contract every RunStreamBus implementation must meet. */
+function busContract(name: string, factory: () => BusFactory) {
+  describe(`${name}: RunStreamBus contract`, () => {
+    let bus: RunStreamBus;
+    beforeAll(async () => {
+      bus = await factory().make();
+    });
+    afterAll(async () => {
+      await bus?.close();
+    });
+
+    it('subscribe from the start ("-1") gets every event in order, then ends on finish()', async () => {
+      const run = uuidv7();
+      const sub = await bus.subscribe(run, { after: "-1" });
+      const reading = collect(sub);
+      await publishN(bus, run, 0, 20);
+      await bus.finish(run);
+      const evs = await reading;
+      expect(datas(evs)).toEqual(range(0, 20));
+      expect(evs.every((e) => e.event === "values")).toBe(true);
+      expect(evs.some((e) => e.event === END_EVENT)).toBe(false);
+      await sub.close();
+    });
+
+    it("a subscription made before the first event misses nothing (subscribe-then-create)", async () => {
+      const run = uuidv7();
+      const sub = await bus.subscribe(run, { after: "-1" });
+      await bus.publish(run, "metadata", JSON.stringify({ run_id: run, attempt: 1 }));
+      await bus.finish(run);
+      const evs = await collect(sub);
+      expect(evs.map((e) => e.event)).toEqual(["metadata"]);
+      expect(datas(evs)).toEqual([{ run_id: run, attempt: 1 }]);
+    });
+
+    it("gives strictly increasing <ms>-<seq> ids, also across calls in one millisecond", async () => {
+      const run = uuidv7();
+      const ids = await Promise.all(Array.from({ length: 50 }, (_, i) => bus.publish(run, "e", String(i))));
+      const sequential = await publishN(bus, run, 0, 50);
+      for (const id of [...ids, ...sequential]) expect(id).toMatch(/^\d+-\d+$/);
+      expect(new Set([...ids, ...sequential]).size).toBe(100);
+      const sorted = [...sequential].sort(compareIds);
+      expect(sorted).toEqual(sequential);
+      await bus.finish(run);
+      const all = await collect(await bus.subscribe(run, { after: "-1" }));
+      expect(all).toHaveLength(100);
+      expectIncreasing(all);
+    });
+
+    it("subscribe after an id gets only the later events", async () => {
+      const run = uuidv7();
+      const ids = await publishN(bus, run, 0, 10);
+      const sub = await bus.subscribe(run, { after: ids[3] });
+      const reading = collect(sub);
+      await publishN(bus, run, 10, 13);
+      await bus.finish(run);
+      const evs = await reading;
+      expect(datas(evs)).toEqual(range(4, 13));
+      expect(evs[0]!.id).toBe(ids[4]);
+    });
+
+    it("a live subscriber (no after) attached mid-run gets only new events, then ends", async () => {
+      const run = uuidv7();
+      await publishN(bus, run, 0, 5);
+      const sub = await bus.subscribe(run, {});
+      const reading = collect(sub);
+      await publishN(bus, run, 5, 9);
+      await bus.finish(run);
+      expect(datas(await reading)).toEqual(range(5, 9));
+    });
+
+    it("two concurrent subscribers both get every event (no splitting)", async () => {
+      const run = uuidv7();
+      const [s1, s2] = await Promise.all([bus.subscribe(run, { after: "-1" }), bus.subscribe(run, { after: "-1" })]);
+      const r1 = collect(s1);
+      const r2 = collect(s2);
+      await publishN(bus, run, 0, 30);
+      await bus.finish(run);
+      const [e1, e2] = await Promise.all([r1, r2]);
+      expect(datas(e1)).toEqual(range(0, 30));
+      expect(e2).toEqual(e1);
+    });
+
+    it("a subscriber closing does not disturb another", async () => {
+      const run = uuidv7();
+      const s1 = await bus.subscribe(run, { after: "-1" });
+      const s2 = await bus.subscribe(run, { after: "-1" });
+      await publishN(bus, run, 0, 2);
+      expect(datas(await take(s1, 2))).toEqual(range(0, 2));
+      await s1.close();
+      await publishN(bus, run, 2, 4);
+      await bus.finish(run);
+      expect(datas(await collect(s2))).toEqual(range(0, 4));
+    });
+
+    it('subscribing to a finished run with "-1" replays everything and ends', async () => {
+      const run = uuidv7();
+      await publishN(bus, run, 0, 7);
+      await bus.finish(run);
+      const evs = await collect(await bus.subscribe(run, { after: "-1" }));
+      expect(datas(evs)).toEqual(range(0, 7));
+      expectIncreasing(evs);
+      // Every start marker means the same thing.
+      for (const after of ["0", "-", "0-0"]) {
+        expect(datas(await collect(await bus.subscribe(run, { after })))).toEqual(range(0, 7));
+      }
+    });
+
+    it("a live subscriber to a finished run ends at once with nothing", async () => {
+      const run = uuidv7();
+      await publishN(bus, run, 0, 3);
+      await bus.finish(run);
+      expect(await collect(await bus.subscribe(run, {}))).toEqual([]);
+    });
+
+    it("subscribing after an id of a finished run gets the rest and ends", async () => {
+      const run = uuidv7();
+      const ids = await publishN(bus, run, 0, 5);
+      await bus.finish(run);
+      expect(datas(await collect(await bus.subscribe(run, { after: ids[2] })))).toEqual(range(3, 5));
+      expect(await collect(await bus.subscribe(run, { after: ids[4] }))).toEqual([]);
+    });
+
+    it("drainAndStop delivers what the log holds, then ends (run ended without an end marker)", async () => {
+      const run = uuidv7();
+      await publishN(bus, run, 0, 4);
+      const sub = await bus.subscribe(run, { after: "-1" });
+      sub.drainAndStop();
+      expect(datas(await collect(sub))).toEqual(range(0, 4));
+    });
+
+    it("drainAndStop on a finished run ends", async () => {
+      const run = uuidv7();
+      await publishN(bus, run, 0, 2);
+      await bus.finish(run);
+      const live = await bus.subscribe(run, {});
+      live.drainAndStop();
+      expect(await collect(live)).toEqual([]);
+      const fromStart = await bus.subscribe(run, { after: "-1" });
+      fromStart.drainAndStop();
+      expect(datas(await collect(fromStart))).toEqual(range(0, 2));
+    });
+
+    it("close() ends an open subscription's iteration", async () => {
+      const run = uuidv7();
+      const sub = await bus.subscribe(run, { after: "-1" });
+      const reading = collect(sub);
+      await bus.publish(run, "values", "1");
+      await new Promise((r) => setTimeout(r, 50));
+      await sub.close();
+      expect(datas(await reading)).toEqual([1]);
+    });
+
+    it("a run published to again after finish continues with later ids; its end marker still ends readers", async () => {
+      const run = uuidv7();
+      const first = await publishN(bus, run, 0, 3);
+      await bus.finish(run);
+      const second = await publishN(bus, run, 3, 6);
+      expect(compareIds(second[0]!, first[2]!)).toBeGreaterThan(0);
+      expect([...second].sort(compareIds)).toEqual(second);
+      // The end marker is the end: a reader from the start stops there.
+      const fromStart = await collect(await bus.subscribe(run, { after: "-1" }));
+      expect(datas(fromStart)).toEqual(range(0, 3));
+      // A reader resuming after the new events' ids sees what follows them.
+      const resumed = await bus.subscribe(run, { after: second[1] });
+      const reading = collect(resumed);
+      await bus.finish(run);
+      expect(datas(await reading)).toEqual(range(5, 6));
+    });
+
+    it("delivers control messages to listeners of that run only, until unsubscribed", async () => {
+      const run = uuidv7();
+      const other = uuidv7();
+      const got: CancelAction[] = [];
+      const gotOther: CancelAction[] = [];
+      const off = await bus.onControl(run, (a) => got.push(a));
+      const offOther = await bus.onControl(other, (a) => gotOther.push(a));
+      await bus.sendControl(run, "interrupt");
+      await bus.sendControl(run, "rollback");
+      await waitFor(() => got.length === 2);
+      expect(got).toEqual(["interrupt", "rollback"]);
+      await off();
+      await bus.sendControl(run, "interrupt");
+      await bus.sendControl(other, "rollback");
+      await waitFor(() => gotOther.length === 1);
+      expect(got).toEqual(["interrupt", "rollback"]);
+      expect(gotOther).toEqual(["rollback"]);
+      await offOther();
+    });
+  });
+}
+
+async function waitFor(cond: () => boolean | Promise<boolean>, ms = TIMEOUT_MS): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await cond())) {
+    if (Date.now() > deadline) throw new Error("condition not met in time");
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+// ------------------------------------------------------------------------------------------------
+
+busContract("memory", () => ({ make: async () => createMemoryBus({ ttlSecs: 60 }) }));
+
+describe("memory bus specifics", () => {
+  it("forgets a finished run's log after the TTL", async () => {
+    const bus = createMemoryBus({ ttlSecs: 1 });
+    try {
+      const run = uuidv7();
+      await publishN(bus, run, 0, 3);
+      await bus.finish(run);
+      await new Promise((r) => setTimeout(r, 1_100));
+      const sub = await bus.subscribe(run, { after: "-1" });
+      sub.drainAndStop();
+      expect(await collect(sub)).toEqual([]);
+    } finally {
+      await bus.close();
+    }
+  });
+
+  it("keeps only the last maxEvents events", async () => {
+    const bus = createMemoryBus({ ttlSecs: 60, maxEvents: 5 });
+    try {
+      const run = uuidv7();
+      await publishN(bus, run, 0, 12);
+      await bus.finish(run);
+      const evs = await collect(await bus.subscribe(run, { after: "-1" }));
+      expect(datas(evs)).toEqual(range(8, 12));
+    } finally {
+      await bus.close();
+    }
+  });
+});
+
+// ------------------------------------------------------------------------------------------------
+
+describe.skipIf(!hasRedis())(`redis bus${hasRedis() ? "" : ` (skipped: ${redisSkipReason()})`}`, () => {
+  const clients: Redis[] = [];
+  const buses: RunStreamBus[] = [];
+  const client = () => {
+    const c = new Redis(redisUri(), { maxRetriesPerRequest: 3 });
+    c.on("error", () => {});
+    clients.push(c);
+    return c;
+  };
+  const makeBus = (prefix: string, ttlSecs = 60) => {
+    const b = createRedisBus({ client: client(), prefix, ttlSecs, onError: () => {} });
+    buses.push(b);
+    return b;
+  };
+  afterAll(async () => {
+    await Promise.all(buses.map((b) => b.close()));
+    await Promise.all(clients.map((c) => c.quit().catch(() => c.disconnect())));
+  });
+
+  busContract("redis", () => ({ make: async () => makeBus(`${uniquePrefix("bus")}:`) }));
+
+  it("after finish the log key expires after the TTL; a new attempt makes it persistent again", async () => {
+    const prefix = `${uniquePrefix("ttl")}:`;
+    const bus = makeBus(prefix, 120);
+    const redis = client();
+    const run = uuidv7();
+    const key = `${prefix}run:${run}:log`;
+    await publishN(bus, run, 0, 3);
+    expect(await redis.ttl(key)).toBe(-1);
+    await bus.finish(run);
+    const ttl = await redis.ttl(key);
+    expect(ttl).toBeGreaterThan(100);
+    expect(ttl).toBeLessThanOrEqual(120);
+    expect(await redis.xlen(key)).toBe(4); // three events and the end marker
+    await bus.publish(run, "values", "{}");
+    expect(await redis.ttl(key)).toBe(-1);
+  });
+
+  it("keys live under the configured prefix", async () => {
+    const prefix = `${uniquePrefix("keys")}:`;
+    const bus = makeBus(prefix);
+    const redis = client();
+    const run = uuidv7();
+    await publishN(bus, run, 0, 1);
+    expect(await redis.keys(`${prefix}*`)).toEqual([`${prefix}run:${run}:log`]);
+  });
+
+  it("a subscriber in another process sees every event once, published by two processes in turn", async () => {
+    const prefix = `${uniquePrefix("xproc")}:`;
+    const p1 = makeBus(prefix);
+    const p2 = makeBus(prefix);
+    const reader = makeBus(prefix);
+    const run = uuidv7();
+    const sub = await reader.subscribe(run, { after: "-1" });
+    const reading = collect(sub);
+    // Attempt 1 on process 1, then attempt 2 on process 2 (after a lease loss), then
+    // interleaved writes (a stale holder): each process's pub/sub "previous id" is stale,
+    // so the reader sees gaps in the live channel and must fill them from the log.
+    await publishN(p1, run, 0, 5);
+    await publishN(p2, run, 5, 10);
+    for (let i = 10; i < 20; i++) await (i % 2 ? p1 : p2).publish(run, "values", JSON.stringify({ i }));
+    await p2.finish(run);
+    const evs = await reading;
+    expect(datas(evs)).toEqual(range(0, 20));
+    expectIncreasing(evs);
+  });
+
+  /**
+   * Events that reach the log but whose pub/sub message this subscriber never
+   * sees (another process wrote them while the subscriber's connection was
+   * down): written straight to the stream, never published. `aheadMs` places
+   * them relative to the publisher's clock: behind it (its next id is simply
+   * later) or ahead of it (its next XADD collides and is retried).
+   */
+  it.each([
+    ["behind the publisher's clock", -1],
+    ["ahead of the publisher's clock (id collision)", 200],
+  ])("a subscriber that misses pub/sub messages still gets every event exactly once: %s", async (_, aheadMs) => {
+    const prefix = `${uniquePrefix("gap")}:`;
+    const bus = makeBus(prefix);
+    const reader = makeBus(prefix);
+    const raw = client();
+    const run = uuidv7();
+    const key = `${prefix}run:${run}:log`;
+    const sub = await reader.subscribe(run, { after: "-1" });
+    const reading = collect(sub);
+    const ids = await publishN(bus, run, 0, 3);
+    const lastMs = Number(ids[2]!.split("-")[0]);
+    const ms = aheadMs < 0 ? lastMs + 1 : Date.now() + aheadMs;
+    await raw.xadd(key, `${ms}-0`, "e", "values", "d", JSON.stringify({ i: 3 }));
+    await raw.xadd(key, `${ms}-1`, "e", "values", "d", JSON.stringify({ i: 4 }));
+    if (aheadMs < 0) await new Promise((r) => setTimeout(r, 5)); // the publisher's clock moves past them
+    const later = await publishN(bus, run, 5, 8);
+    expect(compareIds(later[0]!, `${ms}-1`)).toBeGreaterThan(0);
+    await bus.finish(run);
+    const evs = await reading;
+    expect(datas(evs)).toEqual(range(0, 8));
+    expectIncreasing(evs);
+    // Every delivered id is a real log entry (nothing published that the log refused).
+    const logIds = (await raw.xrange(key, "-", "+")).map(([id]) => id);
+    for (const ev of evs) expect(logIds).toContain(ev.id);
+  });
+
+  it("Last-Event-ID resume from another process has no gaps and no duplicates under load", async () => {
+    const prefix = `${uniquePrefix("resume")}:`;
+    const writer = makeBus(prefix);
+    const reader = makeBus(prefix);
+    const run = uuidv7();
+    const first = await reader.subscribe(run, { after: "-1" });
+    const writing = (async () => {
+      for (let i = 0; i < 200; i++) await writer.publish(run, "values", JSON.stringify({ i }));
+      await writer.finish(run);
+    })();
+    const head = await take(first, 37);
+    await first.close();
+    const rest = await collect(await reader.subscribe(run, { after: head.at(-1)!.id }));
+    await writing;
+    expect(datas([...head, ...rest])).toEqual(range(0, 200));
+  });
+
+  it("delivers control messages across processes", async () => {
+    const prefix = `${uniquePrefix("ctl")}:`;
+    const api = makeBus(prefix);
+    const worker = makeBus(prefix);
+    const run = uuidv7();
+    const got: CancelAction[] = [];
+    const off = await worker.onControl(run, (a) => got.push(a));
+    await api.sendControl(run, "interrupt");
+    await waitFor(() => got.length === 1);
+    expect(got).toEqual(["interrupt"]);
+    await off();
+    await api.sendControl(run, "rollback");
+    await new Promise((r) => setTimeout(r, 100));
+    expect(got).toEqual(["interrupt"]);
+  });
+
+  it("buses with different prefixes do not see each other's runs", async () => {
+    const a = makeBus(`${uniquePrefix("a")}:`);
+    const b = makeBus(`${uniquePrefix("b")}:`);
+    const run = uuidv7();
+    await publishN(a, run, 0, 3);
+    await a.finish(run);
+    const sub = await b.subscribe(run, { after: "-1" });
+    sub.drainAndStop();
+    expect(await collect(sub)).toEqual([]);
+  });
+});

@@ -1,0 +1,159 @@
+/**
+ * The worker against real services: lease recovery (invariant 1) and the
+ * stream of a run whose lease passed to another worker (invariant 4).
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { systemAssistantId } from "../../src/domain/assistant.js";
+import type { RunKwargs } from "../../src/domain/run.js";
+import { uuidv7 } from "../../src/lib/uuid.js";
+import type { StreamEvent, Subscription } from "../../src/stream/bus.js";
+import { createTestStack } from "../helpers/app.js";
+import type { TestStack } from "../helpers/app.js";
+import { createTestDatabase } from "../helpers/services.js";
+import type { TestDatabase } from "../helpers/services.js";
+
+// Read by the slow fixture graph when it is imported (createTestStack loads graphs).
+process.env.SLOW_GRAPH_SLEEP_MS = "700";
+
+let db: TestDatabase;
+beforeAll(async () => {
+  db = await createTestDatabase("worker");
+});
+afterAll(async () => {
+  await db?.drop();
+});
+
+async function waitFor(cond: () => Promise<boolean>, ms = 10_000, what = "condition") {
+  const deadline = Date.now() + ms;
+  while (!(await cond())) {
+    if (Date.now() > deadline) throw new Error(`${what} not met within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+const kwargs = (graphId: string, runId: string, threadId: string): RunKwargs => ({
+  input: {},
+  command: null,
+  config: { configurable: { graph_id: graphId, run_id: runId, thread_id: threadId, assistant_id: systemAssistantId(graphId) } },
+  context: null,
+  stream_mode: ["values"],
+  interrupt_before: null,
+  interrupt_after: null,
+  webhook: null,
+  feedback_keys: null,
+  temporary: false,
+  subgraphs: false,
+  resumable: false,
+  checkpoint_id: null,
+  checkpoint: null,
+  durability: null,
+});
+
+async function insertRun(stack: TestStack, graphId: string) {
+  const thread = await stack.deps.threads.create({ thread_id: uuidv7(), metadata: {}, if_exists: "raise" });
+  const runId = uuidv7();
+  const { run } = await stack.deps.runs.create({
+    run_id: runId,
+    thread_id: thread.thread_id,
+    if_not_exists: "reject",
+    assistant_id: systemAssistantId(graphId),
+    graph_id: graphId,
+    metadata: {},
+    kwargs: kwargs(graphId, runId, thread.thread_id),
+    multitask_strategy: "enqueue",
+    after_seconds: 0,
+  });
+  return run;
+}
+
+const status = async (stack: TestStack, runId: string) =>
+  (await stack.sql<{ status: string; attempt: number; lease_owner: string | null }[]>`
+    SELECT status, attempt, lease_owner FROM run WHERE run_id = ${runId}`)[0]!;
+
+/** Collects a subscription in the background; `ended` tells whether it has ended. */
+function watch(sub: Subscription) {
+  const events: StreamEvent[] = [];
+  let ended = false;
+  const done = (async () => {
+    for await (const ev of sub) events.push(ev);
+    ended = true;
+  })();
+  return { events, done, ended: () => ended };
+}
+
+describe("worker: runs of a dead worker", () => {
+  let stack: TestStack;
+  afterAll(async () => {
+    await stack?.close();
+  });
+
+  it("a run whose worker died is reclaimed by the sweep and completes as attempt 2", async () => {
+    // Build without a worker first, to play the worker that dies.
+    const dead = await createTestStack({ postgresUri: db.uri, worker: false });
+    let runId: string;
+    try {
+      const run = await insertRun(dead, "counter");
+      runId = run.run_id;
+      expect(await dead.deps.runs.claim(runId, "dead-worker", 30)).not.toBeNull();
+      await dead.sql`UPDATE run SET lease_expires_at = now() - interval '1 second' WHERE run_id = ${runId}`;
+    } finally {
+      await dead.close();
+    }
+    // A live worker's start-up sweep finds the expired lease and runs it again.
+    stack = await createTestStack({ postgresUri: db.uri });
+    const sub = await stack.bus.subscribe(runId, { after: "-1" });
+    const w = watch(sub);
+    await waitFor(async () => (await status(stack, runId)).status === "success", 10_000, "run success");
+    expect(await status(stack, runId)).toMatchObject({ status: "success", attempt: 2, lease_owner: null });
+    await w.done;
+    expect(w.events[0]).toMatchObject({ event: "metadata" });
+    expect(JSON.parse(w.events[0]!.data)).toEqual({ run_id: runId, attempt: 2 });
+    expect(JSON.parse(w.events.at(-1)!.data)).toMatchObject({ count: 3 });
+  });
+});
+
+describe("worker: a run taken over by another worker", () => {
+  let stack: TestStack;
+  beforeAll(async () => {
+    stack = await createTestStack({ postgresUri: db.uri, configPath: "test/fixtures/slow/langgraph.json", leaseSecs: 30 });
+  });
+  afterAll(async () => {
+    await stack?.close();
+  });
+
+  it("the stale worker neither records its outcome nor ends the new holder's stream", async () => {
+    const run = await insertRun(stack, "slow");
+    await stack.queue.dispatch([{ run_id: run.run_id, thread_id: run.thread_id, delay_ms: 0 }]);
+    await waitFor(async () => (await status(stack, run.run_id)).status === "running", 10_000, "run start");
+    // The lease lapsed (say a long GC pause), the sweeper reclaimed the run and
+    // another worker claimed it: it now belongs to "new-holder", which is executing it.
+    await stack.sql`UPDATE run SET lease_owner = 'new-holder', attempt = attempt + 1 WHERE run_id = ${run.run_id}`;
+    const live = watch(await stack.bus.subscribe(run.run_id, {}));
+    // The stale worker's graph finishes (the fixture sleeps 700 ms) and tries to record it.
+    await new Promise((r) => setTimeout(r, 1_500));
+    expect(await status(stack, run.run_id)).toMatchObject({ status: "running", lease_owner: "new-holder" });
+    expect(live.ended()).toBe(false);
+    // The new holder's attempt ends the stream.
+    await stack.bus.publish(run.run_id, "values", JSON.stringify({ steps: ["new"] }));
+    await stack.deps.runs.finish({ run_id: run.run_id, owner: "new-holder", status: "success", values: { steps: ["new"] }, interrupts: {}, hasPendingNext: false, error: null });
+    await stack.bus.finish(run.run_id);
+    await live.done;
+    expect(live.events.map((e) => JSON.parse(e.data) as unknown)).toContainEqual({ steps: ["new"] });
+  });
+
+  it("a run whose thread is deleted while it executes still ends its stream", async () => {
+    const run = await insertRun(stack, "slow");
+    const live = watch(await stack.bus.subscribe(run.run_id, { after: "-1" }));
+    await stack.queue.dispatch([{ run_id: run.run_id, thread_id: run.thread_id, delay_ms: 0 }]);
+    await waitFor(async () => (await status(stack, run.run_id)).status === "running", 10_000, "run start");
+    const res = await stack.app.request(`/threads/${run.thread_id}`, { method: "DELETE" });
+    expect(res.status).toBe(204);
+    await Promise.race([
+      live.done,
+      new Promise((_, reject) => setTimeout(() => reject(new Error("stream did not end")), 5_000)),
+    ]);
+    expect(live.ended()).toBe(true);
+    expect(live.events[0]).toMatchObject({ event: "metadata" });
+    expect(await stack.deps.runs.get(null, run.run_id)).toBeNull();
+  });
+});
