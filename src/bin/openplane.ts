@@ -162,17 +162,24 @@ function listen(fetch: (req: Request) => Response | Promise<Response>, host: str
 
 /** Stops accepting connections; open streams end via the shutdown signal; stragglers are cut at the deadline. */
 function closeServer(server: ServerType, deadlineMs: number): Promise<void> {
+  const s = server as unknown as { closeAllConnections?: () => void; closeIdleConnections?: () => void };
   return new Promise((resolve) => {
+    // A keep-alive connection whose last response (an SSE stream, a /wait) ends during the
+    // drain only becomes idle then: close it too, or close() waits out the keep-alive timeout.
+    const sweep = setInterval(() => s.closeIdleConnections?.(), 200);
+    sweep.unref();
     const timer = setTimeout(() => {
-      (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
+      clearInterval(sweep);
+      s.closeAllConnections?.();
       resolve();
     }, deadlineMs);
     timer.unref();
     server.close(() => {
       clearTimeout(timer);
+      clearInterval(sweep);
       resolve();
     });
-    (server as unknown as { closeIdleConnections?: () => void }).closeIdleConnections?.();
+    s.closeIdleConnections?.();
   });
 }
 

