@@ -15,6 +15,7 @@ import type { Logger } from "../lib/logger.js";
 import { Releasers } from "../lib/releasers.js";
 import { buildServices } from "../services.js";
 import { migrate } from "../storage/migrate.js";
+import { holdSingleProcessLock } from "../storage/single-process.js";
 import { openStores } from "./stores.js";
 
 const VERSION = (JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }).version;
@@ -110,6 +111,7 @@ async function run(
   const { applied } = await migrate(stores.sql, { before: () => stores.checkpointer.setup() });
   if (applied.length) logger.info({ applied }, "migrations applied");
   if (args.command === "migrate" || !graphsFile) return;
+  if (!stores.redis) releasers.add("single-process lock", await holdSingleProcessLock(stores.sql));
 
   const graphs = createGraphRegistry(graphsFile.graphs, stores.checkpointer);
   await graphs.loadAll();
