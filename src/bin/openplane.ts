@@ -7,6 +7,7 @@ import { ConfigError, loadConfig } from "../config/index.js";
 import type { Config } from "../config/index.js";
 import type { RunWorker } from "../executor/worker.js";
 import { ConfigFileError, readLanggraphConfig } from "../graphs/config-file.js";
+import { createTracing } from "../executor/tracing.js";
 import { createGraphRegistry } from "../graphs/registry.js";
 import { createApp } from "../http/app.js";
 import { installShutdown } from "../lifecycle/shutdown.js";
@@ -127,6 +128,7 @@ async function run(
       runTimeoutSecs: config.runTimeoutSecs,
       sweepIntervalSecs: config.sweepIntervalSecs,
       selfUrl: () => config.apiUrl ?? selfUrl,
+      tracing: config.tracing ? createTracing(config.tracing) : null,
     });
     setWorker(worker);
     await worker.start();
@@ -137,6 +139,7 @@ async function run(
   const app = createApp(
     services.appDeps({
       version: VERSION,
+      tracingEnabled: config.tracing !== null,
       sseHeartbeatMs: config.sseHeartbeatSecs * 1000,
       maxBodyBytes: config.maxBodyBytes,
       shutdown,

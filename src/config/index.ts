@@ -1,4 +1,7 @@
 import { envSchema } from "./schema.js";
+import type { Env } from "./schema.js";
+import { parseRunsEndpoints } from "./tracing.js";
+import type { TracingConfig } from "./tracing.js";
 
 /**
  * The parsed, frozen configuration. `config/` is the only module that reads
@@ -23,6 +26,8 @@ export interface Config {
   maxBodyBytes: number;
   logLevel: string;
   logJson: boolean;
+  /** LangSmith tracing; null = off. Holds API keys: never log it. */
+  tracing: TracingConfig | null;
   /** This deployment's own URL (relative webhooks); null = derived from --host/--port when serving. */
   apiUrl: string | null;
 }
@@ -52,6 +57,7 @@ export function loadConfig(env: Record<string, string | undefined>): Readonly<Co
   const problems: string[] = [];
   if (e.LANGGRAPH_POSTGRES_POOL_MAX_SIZE < 4)
     problems.push("LANGGRAPH_POSTGRES_POOL_MAX_SIZE: must be at least 4 (API, worker, checkpointer and queue share it)");
+  const tracing = tracingFrom(e, problems);
   if (problems.length) throw new ConfigError(problems);
   return Object.freeze({
     postgresUri: e.POSTGRES_URI_CUSTOM ?? e.POSTGRES_URI ?? e.DATABASE_URI ?? null,
@@ -71,5 +77,38 @@ export function loadConfig(env: Record<string, string | undefined>): Readonly<Co
     logLevel: e.LOG_LEVEL,
     logJson: e.LOG_JSON,
     apiUrl: e.LANGGRAPH_API_URL ?? null,
+    tracing: tracing ? Object.freeze(tracing) : null,
   });
+}
+
+/**
+ * Tracing is on when LANGSMITH_TRACING (or LANGCHAIN_TRACING_V2) says so, or,
+ * unset, when an API key or LANGSMITH_RUNS_ENDPOINTS is present (as the
+ * official server does). Secret values never appear in problems.
+ */
+function tracingFrom(e: Env, problems: string[]): TracingConfig | null {
+  const apiKey = e.LANGSMITH_API_KEY ?? e.LANGCHAIN_API_KEY ?? null;
+  const endpoint = e.LANGSMITH_ENDPOINT ?? e.LANGCHAIN_ENDPOINT;
+  let replicas: TracingConfig["replicas"] = [];
+  if (e.LANGSMITH_RUNS_ENDPOINTS) {
+    const parsed = parseRunsEndpoints(e.LANGSMITH_RUNS_ENDPOINTS);
+    if ("problem" in parsed) problems.push(parsed.problem);
+    else {
+      if (parsed.form === "object" && endpoint) {
+        problems.push("LANGSMITH_RUNS_ENDPOINTS: the {url: key} form cannot be combined with LANGSMITH_ENDPOINT (use the array form)");
+      }
+      replicas = parsed.replicas;
+    }
+  }
+  const enabled = e.LANGSMITH_TRACING ?? e.LANGCHAIN_TRACING_V2 ?? (apiKey !== null || replicas.length > 0);
+  if (!enabled) return null;
+  if (!apiKey && replicas.length === 0) {
+    problems.push("LANGSMITH_TRACING: tracing is on but neither LANGSMITH_API_KEY nor LANGSMITH_RUNS_ENDPOINTS is set");
+  }
+  return {
+    apiUrl: (endpoint ?? "https://api.smith.langchain.com").replace(/\/+$/, ""),
+    apiKey,
+    project: e.LANGSMITH_PROJECT ?? e.LANGCHAIN_PROJECT ?? "default",
+    replicas,
+  };
 }

@@ -40,6 +40,16 @@ export const envSchema = z.object({
   OPENPLANE_SSE_HEARTBEAT_SECS: int(1, 300).default(5),
   HTTP_MAX_REQUEST_BODY_BYTES: int(1024, 2 ** 31).default(300 * 1024 * 1024),
   LANGGRAPH_API_URL: uri(["http:", "https:"]).optional(),
+  LANGSMITH_TRACING: bool.optional(),
+  LANGCHAIN_TRACING_V2: bool.optional(),
+  LANGSMITH_API_KEY: z.string().min(1).optional(),
+  LANGCHAIN_API_KEY: z.string().min(1).optional(),
+  LANGSMITH_ENDPOINT: uri(["http:", "https:"]).optional(),
+  LANGCHAIN_ENDPOINT: uri(["http:", "https:"]).optional(),
+  LANGSMITH_PROJECT: z.string().min(1).optional(),
+  LANGCHAIN_PROJECT: z.string().min(1).optional(),
+  // Parsed in config/index.ts (its value holds API keys: never echoed in messages).
+  LANGSMITH_RUNS_ENDPOINTS: z.string().optional(),
   LOG_LEVEL: z
     .string()
     .transform((v) => v.toLowerCase())

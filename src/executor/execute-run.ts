@@ -4,6 +4,7 @@ import { coerceError } from "../lib/errors.js";
 import type { RunStreamBus } from "../stream/bus.js";
 import { toJson, toPlain } from "../stream/serialize.js";
 import { LegacyMessages } from "./legacy-messages.js";
+import type { Tracing } from "./tracing.js";
 
 export type AbortReason = "interrupt" | "rollback" | "timeout" | "shutdown" | "lease_lost";
 
@@ -40,7 +41,7 @@ const GRAPH_MODE: Record<string, string> = {
  * so the caller can hand the run back instead of finishing it.
  */
 export async function executeRun(
-  deps: { graphs: GraphRegistry; bus: RunStreamBus },
+  deps: { graphs: GraphRegistry; bus: RunStreamBus; tracing: Tracing | null },
   run: Run & { attempt: number },
   signal: AbortSignal,
 ): Promise<RunOutcome> {
@@ -79,6 +80,7 @@ export async function executeRun(
       interruptAfter: kwargs.interrupt_after ?? undefined,
       durability: kwargs.durability ?? undefined,
       signal,
+      ...(deps.tracing ? { callbacks: [deps.tracing.tracer()], runName: graphId } : {}),
     };
     const onChunk = async (chunk: unknown) => {
       const [ns, mode, data] = (kwargs.subgraphs ? chunk : [[], ...(chunk as [string, unknown])]) as [string[], string, unknown];

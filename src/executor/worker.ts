@@ -10,6 +10,7 @@ import type { ThreadsRepo } from "../storage/threads.js";
 import type { RunStreamBus } from "../stream/bus.js";
 import type { AbortReason } from "./execute-run.js";
 import { executeRun, readThreadValues } from "./execute-run.js";
+import type { Tracing } from "./tracing.js";
 import { deliverWebhook } from "./webhook.js";
 
 export interface WorkerDeps {
@@ -27,6 +28,8 @@ export interface WorkerDeps {
   maxAttempts: number;
   runTimeoutSecs: number;
   sweepIntervalSecs: number;
+  /** LangSmith tracing, or null when off. */
+  tracing: Tracing | null;
   /** Base URL for relative webhooks; null when unknown. */
   selfUrl: () => string | null;
 }
@@ -184,6 +187,7 @@ export function createWorker(deps: WorkerDeps) {
         await consumer?.close(true);
       }
       await sweeping;
+      await deps.tracing?.flush();
       state = "stopped";
     },
   };

@@ -22,6 +22,8 @@ export interface AppDeps {
   checkDb: () => Promise<void>;
   logger: Logger;
   version: string;
+  /** Runs are traced to LangSmith (advertised in /info). */
+  tracingEnabled: boolean;
   sseHeartbeatMs: number;
   maxBodyBytes: number;
   /** Aborted when the server starts shutting down: open streams end cleanly. */

@@ -116,6 +116,7 @@ export async function createTestStack(opts: TestStackOptions): Promise<TestStack
         runTimeoutSecs: opts.runTimeoutSecs ?? 60,
         sweepIntervalSecs: 60,
         selfUrl: () => null,
+        tracing: null,
       });
       // Registered after the queue, so it is closed before it.
       releasers.add("worker", () => w.close(0));
@@ -127,6 +128,7 @@ export async function createTestStack(opts: TestStackOptions): Promise<TestStack
     releasers.add("shutdown signal", () => shutdown.abort());
     const deps: AppDeps = services.appDeps({
       version: "0.0.0-test",
+      tracingEnabled: false,
       sseHeartbeatMs: opts.sseHeartbeatMs ?? 5_000,
       maxBodyBytes: opts.maxBodyBytes ?? 1024 * 1024,
       shutdown: shutdown.signal,

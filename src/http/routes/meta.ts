@@ -21,7 +21,7 @@ export function metaRoutes(): Hono {
       version: c.var.deps.version,
       langgraph_js_version: c.var.deps.version,
       context: "js",
-      flags: { assistants: true, crons: false, langsmith: false, langsmith_tracing_replicas: false },
+      flags: { assistants: true, crons: false, langsmith: c.var.deps.tracingEnabled, langsmith_tracing_replicas: true },
       host: { kind: "self-hosted", project_id: null, host_revision_id: null, revision_id: null, tenant_id: null },
     }),
   );
