@@ -119,6 +119,10 @@ async function run(
   const services = buildServices({ ...stores, graphs, logger });
   let selfUrl: string | null = null;
   await services.registerGraphs();
+  // Thread and store TTLs; safe on every replica (rows are claimed with SKIP LOCKED).
+  const ttlSweeper = services.ttlSweeper({ intervalMs: 60_000 });
+  ttlSweeper.start();
+  releasers.add("ttl sweeper", () => ttlSweeper.stop());
 
   if (args.command === "worker" || config.nJobsPerWorker > 0) {
     const worker = services.worker({
@@ -143,6 +147,7 @@ async function run(
       sseHeartbeatMs: config.sseHeartbeatSecs * 1000,
       maxBodyBytes: config.maxBodyBytes,
       shutdown,
+      http: config.http,
     }),
   );
   const server = await listen(app.fetch, args.host, args.port);

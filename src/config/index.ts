@@ -30,6 +30,14 @@ export interface Config {
   tracing: TracingConfig | null;
   /** This deployment's own URL (relative webhooks); null = derived from --host/--port when serving. */
   apiUrl: string | null;
+  /** HTTP options: MOUNT_PREFIX, CORS_ALLOW_ORIGINS (default *), CORS_ALLOW_CREDENTIALS, ALLOW_PRIVATE_NETWORK, OPENPLANE_ENABLE_TRUNCATE. */
+  http: {
+    mountPrefix: string;
+    corsAllowOrigins: string[];
+    corsAllowCredentials: boolean;
+    allowPrivateNetwork: boolean;
+    enableTruncate: boolean;
+  };
 }
 
 export class ConfigError extends Error {
@@ -78,6 +86,13 @@ export function loadConfig(env: Record<string, string | undefined>): Readonly<Co
     logJson: e.LOG_JSON,
     apiUrl: e.LANGGRAPH_API_URL ?? null,
     tracing: tracing ? Object.freeze(tracing) : null,
+    http: Object.freeze({
+      mountPrefix: e.MOUNT_PREFIX ?? "",
+      corsAllowOrigins: e.CORS_ALLOW_ORIGINS?.length ? e.CORS_ALLOW_ORIGINS : ["*"],
+      corsAllowCredentials: e.CORS_ALLOW_CREDENTIALS,
+      allowPrivateNetwork: e.ALLOW_PRIVATE_NETWORK,
+      enableTruncate: e.OPENPLANE_ENABLE_TRUNCATE,
+    }),
   });
 }
 

@@ -40,6 +40,20 @@ export const envSchema = z.object({
   OPENPLANE_SSE_HEARTBEAT_SECS: int(1, 300).default(5),
   HTTP_MAX_REQUEST_BODY_BYTES: int(1024, 2 ** 31).default(300 * 1024 * 1024),
   LANGGRAPH_API_URL: uri(["http:", "https:"]).optional(),
+  MOUNT_PREFIX: z
+    .string()
+    .regex(/^\/?([A-Za-z0-9._~-]+\/?)*$/, "must be a URL path such as /api (letters, digits and . _ ~ - between slashes)")
+    .optional(),
+  CORS_ALLOW_ORIGINS: z
+    .string()
+    .transform((v) => v.split(",").map((o) => o.trim()).filter(Boolean))
+    .refine((list) => list.every((o) => o === "*" || /^https?:\/\/[^/\s]+$/.test(o)), {
+      message: "must be * or a comma-separated list of origins such as https://app.example.com",
+    })
+    .optional(),
+  CORS_ALLOW_CREDENTIALS: bool.default(false),
+  ALLOW_PRIVATE_NETWORK: bool.default(false),
+  OPENPLANE_ENABLE_TRUNCATE: bool.default(false),
   LANGSMITH_TRACING: bool.optional(),
   LANGCHAIN_TRACING_V2: bool.optional(),
   LANGSMITH_API_KEY: z.string().min(1).optional(),

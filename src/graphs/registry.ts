@@ -45,6 +45,8 @@ export class GraphNotFoundError extends Error {}
 export function createGraphRegistry(entries: GraphEntry[], checkpointer: BaseCheckpointSaver) {
   const byId = new Map(entries.map((e) => [e.graphId, e]));
   const loaded = new Map<string, Promise<{ value: unknown; runtime: GraphRuntime }>>();
+  /** The long-term memory store graphs get as `config.store` (set by useStore). */
+  let store: unknown;
 
   const load = (graphId: string) => {
     const entry = byId.get(graphId);
@@ -74,11 +76,16 @@ export function createGraphRegistry(entries: GraphEntry[], checkpointer: BaseChe
     if (!isGraph(g)) throw new Error("export is not a LangGraph graph (expected a compiled graph, a StateGraph or a factory)");
     const graph = g as RunnableGraph;
     graph.checkpointer = checkpointer;
+    if (store !== undefined) graph.store = store;
     return graph;
   };
 
   return {
     ids: new Set(byId.keys()) as ReadonlySet<string>,
+    /** Hands every graph this store (LangGraph's BaseStore contract, duck-typed like the checkpointer). */
+    useStore(s: unknown): void {
+      store = s;
+    },
     entries,
     /** Imports every graph once so a broken one fails at start-up, not on the first run. */
     async loadAll(): Promise<void> {

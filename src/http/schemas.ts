@@ -1,6 +1,8 @@
 import { z } from "zod";
 import { MULTITASK_STRATEGIES, STREAM_MODES } from "../domain/run.js";
-import { THREAD_SORT_FIELDS } from "../storage/threads.js";
+import { ASSISTANT_FIELDS, ASSISTANT_SORT_FIELDS } from "../storage/assistants.js";
+import { FILTER_OPERATORS } from "../storage/store.js";
+import { THREAD_FIELDS, THREAD_SORT_FIELDS, TTL_STRATEGIES } from "../storage/threads.js";
 
 const record = z.record(z.string(), z.unknown());
 const uuid = z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i, "must be a UUID");
@@ -68,14 +70,45 @@ const offset = z.number().int().min(0).default(0);
 export const assistantSearchSchema = z.object({
   metadata: record.optional(),
   graph_id: z.string().optional(),
+  name: z.string().optional(),
   limit: limit(10),
   offset,
+  sort_by: z.enum(ASSISTANT_SORT_FIELDS).optional(),
+  sort_order: z.enum(["asc", "desc"]).optional(),
+  select: z.array(z.enum(ASSISTANT_FIELDS)).optional(),
 });
+
+/** `{ttl: minutes, strategy}`; a bare number means strategy delete (the SDKs send both forms). */
+export const threadTtlSchema = z.union([
+  z.number().positive("must be a positive number of minutes").transform((ttl) => ({ ttl, strategy: "delete" as const })),
+  z.object({
+    ttl: z.number().positive("must be a positive number of minutes"),
+    strategy: z.enum(TTL_STRATEGIES).default("delete"),
+  }),
+]);
 
 export const threadCreateSchema = z.object({
   thread_id: uuid.optional(),
   metadata: record.nullable().optional(),
   if_exists: z.enum(["raise", "do_nothing"]).optional(),
+  ttl: threadTtlSchema.nullable().optional(),
+  supersteps: z
+    .array(
+      z.object({
+        updates: z.array(
+          z.object({
+            values: z.unknown().optional(),
+            command: z
+              .object({ resume: z.unknown().optional(), update: z.unknown().optional(), goto: z.unknown().optional() })
+              .nullable()
+              .optional(),
+            as_node: z.string().min(1, "is required"),
+          }),
+        ),
+      }),
+    )
+    .nullable()
+    .optional(),
 });
 
 export const threadSearchSchema = z.object({
@@ -87,6 +120,7 @@ export const threadSearchSchema = z.object({
   offset,
   sort_by: z.enum(THREAD_SORT_FIELDS).default("created_at"),
   sort_order: z.enum(["asc", "desc"]).default("desc"),
+  select: z.array(z.enum(THREAD_FIELDS)).optional(),
 });
 
 const boolish = z
@@ -141,4 +175,164 @@ export const historySchema = z.object({
 export const stateAtCheckpointSchema = z.object({
   checkpoint: checkpointSchema,
   subgraphs: z.boolean().optional(),
+});
+
+// ---- assistants ---------------------------------------------------------------------------
+
+export const assistantCreateSchema = z.object({
+  graph_id: z.string().min(1, "is required"),
+  assistant_id: uuid.optional(),
+  config: runConfigSchema.nullable().optional(),
+  context: record.nullable().optional(),
+  metadata: record.nullable().optional(),
+  if_exists: z.enum(["raise", "do_nothing"]).optional(),
+  name: z.string().max(1000).nullable().optional(),
+  description: z.string().max(100_000).nullable().optional(),
+});
+
+export const assistantPatchSchema = z.object({
+  graph_id: z.string().min(1, "must not be empty").optional(),
+  config: runConfigSchema.nullable().optional(),
+  context: record.nullable().optional(),
+  metadata: record.nullable().optional(),
+  name: z.string().max(1000).nullable().optional(),
+  description: z.string().max(100_000).nullable().optional(),
+});
+
+export const assistantCountSchema = z.object({
+  metadata: record.optional(),
+  graph_id: z.string().optional(),
+  name: z.string().optional(),
+});
+
+export const assistantVersionsSchema = z.object({
+  metadata: record.optional(),
+  limit: limit(10),
+  offset,
+});
+
+export const assistantLatestSchema = z.object({ version: z.number().int().min(1, "must be a version number (1 or more)") });
+
+export const assistantDeleteQuerySchema = z.object({ delete_threads: boolish.optional() });
+
+/** `xray`: true/false, or a depth (integer ≥ 1). */
+export const graphQuerySchema = z.object({
+  xray: z
+    .string()
+    .regex(/^(true|false|True|False|\d+)$/, "must be true, false or a non-negative integer")
+    .transform((v) => (/^\d+$/.test(v) ? Number(v) : v.toLowerCase() === "true"))
+    .optional(),
+});
+
+export const subgraphsQuerySchema = z.object({ recurse: boolish.optional() });
+
+// ---- threads -----------------------------------------------------------------------------
+
+export const threadPatchSchema = z.object({
+  metadata: record.nullable().optional(),
+  ttl: threadTtlSchema.nullable().optional(),
+});
+
+export const threadCountSchema = z.object({
+  metadata: record.optional(),
+  values: record.optional(),
+  status: z.enum(["idle", "busy", "interrupted", "error"]).optional(),
+});
+
+export const threadPruneSchema = z.object({
+  thread_ids: z.array(uuid).min(1, "must list at least one thread").max(1000),
+  strategy: z.enum(["delete", "keep_latest"]).default("delete"),
+});
+
+export const threadGetQuerySchema = z.object({
+  include: z
+    .string()
+    .transform((v) => v.split(",").map((s) => s.trim()).filter(Boolean))
+    .pipe(z.array(z.enum(["ttl"], { error: "may only list: ttl" })))
+    .optional(),
+});
+
+// ---- store -------------------------------------------------------------------------------
+
+const namespaceLabel = z
+  .string()
+  .min(1, "namespace labels must not be empty")
+  .refine((s) => !s.includes("."), { message: "namespace labels must not contain '.'" });
+const namespace = z.array(namespaceLabel);
+const storeKey = z.string().min(1, "is required").max(1024);
+
+export const storePutSchema = z.object({
+  namespace: namespace.min(1, "must have at least one label"),
+  key: storeKey,
+  value: record,
+  index: z.union([z.literal(false), z.array(z.string()), z.null()]).optional(),
+  ttl: z.number().positive("must be a positive number of minutes").nullable().optional(),
+});
+
+export const storeGetQuerySchema = z.object({
+  namespace: z
+    .string()
+    .min(1, "is required (labels joined with '.')")
+    .transform((v) => v.split("."))
+    .pipe(z.array(z.string().min(1, "namespace labels must not be empty"))),
+  key: storeKey,
+  refresh_ttl: boolish.optional(),
+});
+
+export const storeDeleteSchema = z.object({
+  namespace: namespace.min(1, "must have at least one label"),
+  key: storeKey,
+});
+
+/** A filter key names a top-level key of the item's value. */
+const filterKey = z.string().min(1).max(256).refine((k) => !k.startsWith("$"), { message: "must not start with '$'" });
+const operatorObject = z
+  .record(z.string(), z.unknown())
+  .refine((o) => Object.keys(o).length > 0 && Object.keys(o).every((k) => k.startsWith("$")), { message: "not an operator object" });
+
+export const storeSearchSchema = z.object({
+  namespace_prefix: z.array(namespaceLabel).nullable().optional(),
+  filter: z
+    .record(filterKey, z.unknown())
+    .superRefine((f, ctx) => {
+      for (const [k, v] of Object.entries(f)) {
+        if (!operatorObject.safeParse(v).success) {
+          if (v !== null && typeof v === "object" && !Array.isArray(v) && Object.keys(v).some((x) => x.startsWith("$"))) {
+            ctx.addIssue({ code: "custom", path: [k], message: "mixes operators ($...) and plain keys" });
+          }
+          continue;
+        }
+        for (const op of Object.keys(v as object)) {
+          if (!(FILTER_OPERATORS as readonly string[]).includes(op)) {
+            ctx.addIssue({ code: "custom", path: [k, op], message: `unknown operator; use one of ${FILTER_OPERATORS.join(", ")}` });
+          }
+        }
+      }
+    })
+    .nullable()
+    .optional(),
+  limit: limit(10),
+  offset,
+  query: z.string().nullable().optional(),
+  refresh_ttl: z.boolean().nullable().optional(),
+});
+
+export const storeNamespacesSchema = z.object({
+  prefix: z.array(namespaceLabel).nullable().optional(),
+  suffix: z.array(namespaceLabel).nullable().optional(),
+  max_depth: z.number().int().min(1).nullable().optional(),
+  limit: z.number().int().min(1).max(1000).default(100),
+  offset,
+});
+
+// ---- system ------------------------------------------------------------------------------
+
+export const truncateSchema = z.object({
+  runs: z.boolean().optional(),
+  threads: z.boolean().optional(),
+  assistants: z.boolean().optional(),
+  checkpointer: z.boolean().optional(),
+  /** The peer's test helper sends `checkpoint`; both are accepted. */
+  checkpoint: z.boolean().optional(),
+  store: z.boolean().optional(),
 });

@@ -1,19 +1,64 @@
 import type { Assistant } from "../domain/assistant.js";
 import { systemAssistantId } from "../domain/assistant.js";
-import { notFound } from "../domain/errors.js";
+import { conflict, notFound } from "../domain/errors.js";
 import { isUuid } from "../lib/uuid.js";
 import type { Sql } from "./db.js";
 
 const COLUMNS = ["assistant_id", "graph_id", "config", "context", "metadata", "name", "description", "version", "created_at", "updated_at"] as const;
+const VERSION_COLUMNS = ["assistant_id", "graph_id", "config", "context", "metadata", "name", "description", "version", "created_at"] as const;
 
-export interface AssistantSearch {
+/** Fields a search may `select`. */
+export const ASSISTANT_FIELDS = COLUMNS;
+export type AssistantField = (typeof ASSISTANT_FIELDS)[number];
+export const ASSISTANT_SORT_FIELDS = ["assistant_id", "graph_id", "name", "created_at", "updated_at"] as const;
+
+export type AssistantVersion = Omit<Assistant, "updated_at">;
+
+export interface AssistantFilter {
   metadata?: Record<string, unknown>;
   graph_id?: string;
-  limit: number;
-  offset: number;
+  /** Case-insensitive substring of the name. */
+  name?: string;
 }
 
+export interface AssistantSearch extends AssistantFilter {
+  limit: number;
+  offset: number;
+  sort_by?: (typeof ASSISTANT_SORT_FIELDS)[number];
+  sort_order?: "asc" | "desc";
+  select?: readonly AssistantField[];
+}
+
+export interface AssistantCreate {
+  assistant_id: string;
+  graph_id: string;
+  config: Record<string, unknown>;
+  context: Record<string, unknown>;
+  metadata: Record<string, unknown>;
+  name: string;
+  description: string | null;
+  if_exists: "raise" | "do_nothing";
+}
+
+export interface AssistantPatch {
+  graph_id?: string;
+  config?: Record<string, unknown>;
+  context?: Record<string, unknown>;
+  metadata?: Record<string, unknown>;
+  name?: string;
+  description?: string | null;
+}
+
+/** Escapes LIKE wildcards so user text matches literally (ESCAPE '\'). */
+const likeLiteral = (s: string) => s.replace(/[\\%_]/g, (ch) => `\\${ch}`);
+
 export function createAssistantsRepo(sql: Sql) {
+  const where = (q: AssistantFilter) => sql`
+    WHERE true
+    ${q.metadata ? sql`AND metadata @> ${sql.json(q.metadata as never)}` : sql``}
+    ${q.graph_id ? sql`AND graph_id = ${q.graph_id}` : sql``}
+    ${q.name ? sql`AND name ILIKE ${`%${likeLiteral(q.name)}%`} ESCAPE '\\'` : sql``}`;
+
   return {
     /** One assistant per graph, id = UUIDv5(graph id); created once, never overwritten. */
     async upsertSystem(graphId: string): Promise<void> {
@@ -51,17 +96,117 @@ export function createAssistantsRepo(sql: Sql) {
       return found;
     },
 
-    async search(q: AssistantSearch): Promise<{ items: Assistant[]; total: number }> {
-      const where = sql`
-        WHERE true
-        ${q.metadata ? sql`AND metadata @> ${sql.json(q.metadata as never)}` : sql``}
-        ${q.graph_id ? sql`AND graph_id = ${q.graph_id}` : sql``}`;
+    /**
+     * Creates an assistant and its version 1 in one transaction. An existing
+     * id is a conflict (`raise`) or returned unchanged (`do_nothing`).
+     */
+    async create(input: AssistantCreate): Promise<Assistant> {
+      const created = await sql.begin(async (tx) => {
+        const [row] = await tx<Assistant[]>`
+          INSERT INTO assistant (assistant_id, graph_id, config, context, metadata, name, description, version)
+          VALUES (${input.assistant_id}, ${input.graph_id}, ${tx.json(input.config as never)}, ${tx.json(input.context as never)},
+                  ${tx.json(input.metadata as never)}, ${input.name}, ${input.description}, 1)
+          ON CONFLICT (assistant_id) DO NOTHING
+          RETURNING ${tx(COLUMNS)}`;
+        if (!row) return null;
+        await tx`
+          INSERT INTO assistant_version (assistant_id, version, graph_id, config, context, metadata, name, description, created_at)
+          VALUES (${row.assistant_id}, 1, ${row.graph_id}, ${tx.json(row.config as never)}, ${tx.json(row.context as never)},
+                  ${tx.json(row.metadata as never)}, ${row.name}, ${row.description}, ${row.created_at})`;
+        return row;
+      });
+      if (created) return created;
+      if (input.if_exists === "raise") throw conflict(`Assistant ${input.assistant_id} already exists`);
+      const existing = await this.get(input.assistant_id);
+      if (!existing) throw conflict(`Assistant ${input.assistant_id} was deleted concurrently`);
+      return existing;
+    },
+
+    /**
+     * Every patch (even an empty one) writes version max+1 from the current
+     * assistant: metadata merged, config/context replaced when given, and
+     * makes it the latest. The row lock orders concurrent patches.
+     */
+    async patch(id: string, p: AssistantPatch): Promise<Assistant | null> {
+      return sql.begin(async (tx) => {
+        const [cur] = await tx<Assistant[]>`SELECT ${tx(COLUMNS)} FROM assistant WHERE assistant_id = ${id} FOR UPDATE`;
+        if (!cur) return null;
+        const [max] = await tx<{ v: number }[]>`
+          SELECT coalesce(max(version), 0) + 1 AS v FROM assistant_version WHERE assistant_id = ${id}`;
+        const v = max!.v;
+        const next = {
+          graph_id: p.graph_id ?? cur.graph_id,
+          config: p.config ?? cur.config,
+          context: p.context ?? cur.context,
+          metadata: { ...cur.metadata, ...(p.metadata ?? {}) },
+          name: p.name ?? cur.name,
+          description: p.description !== undefined ? p.description : cur.description,
+        };
+        const [version] = await tx<{ created_at: string }[]>`
+          INSERT INTO assistant_version (assistant_id, version, graph_id, config, context, metadata, name, description)
+          VALUES (${id}, ${v}, ${next.graph_id}, ${tx.json(next.config as never)}, ${tx.json(next.context as never)},
+                  ${tx.json(next.metadata as never)}, ${next.name}, ${next.description})
+          RETURNING created_at`;
+        const [row] = await tx<Assistant[]>`
+          UPDATE assistant SET
+            graph_id = ${next.graph_id}, config = ${tx.json(next.config as never)}, context = ${tx.json(next.context as never)},
+            metadata = ${tx.json(next.metadata as never)}, name = ${next.name}, description = ${next.description},
+            version = ${v}, updated_at = ${version!.created_at}
+          WHERE assistant_id = ${id}
+          RETURNING ${tx(COLUMNS)}`;
+        return row!;
+      });
+    },
+
+    /** Deletes the assistant and all its versions. Returns false if it did not exist. */
+    async delete(id: string): Promise<boolean> {
+      if (!isUuid(id)) return false;
+      const rows = await sql`DELETE FROM assistant WHERE assistant_id = ${id} RETURNING assistant_id`;
+      return rows.length > 0;
+    },
+
+    async search(q: AssistantSearch): Promise<{ items: Partial<Assistant>[]; total: number }> {
+      const w = where(q);
+      // sort_by and select are checked against fixed lists by the caller; sql() quotes them as identifiers.
+      const sortBy = q.sort_by ?? "created_at";
+      const order = q.sort_order === "asc" ? sql`ASC` : sql`DESC`;
+      const cols = q.select?.length ? q.select : COLUMNS;
       const [items, [count]] = await Promise.all([
-        sql<Assistant[]>`SELECT ${sql(COLUMNS)} FROM assistant ${where}
-          ORDER BY created_at DESC, assistant_id LIMIT ${q.limit} OFFSET ${q.offset}`,
-        sql<{ n: number }[]>`SELECT count(*)::int AS n FROM assistant ${where}`,
+        sql<Partial<Assistant>[]>`SELECT ${sql(cols as string[])} FROM assistant ${w}
+          ORDER BY ${sql(sortBy)} ${order}, assistant_id ${order} LIMIT ${q.limit} OFFSET ${q.offset}`,
+        sql<{ n: number }[]>`SELECT count(*)::int AS n FROM assistant ${w}`,
       ]);
       return { items: [...items], total: count?.n ?? 0 };
+    },
+
+    async count(q: AssistantFilter): Promise<number> {
+      const [row] = await sql<{ n: number }[]>`SELECT count(*)::int AS n FROM assistant ${where(q)}`;
+      return row?.n ?? 0;
+    },
+
+    /** Versions newest first, optionally filtered by metadata containment. */
+    async versions(id: string, q: { metadata?: Record<string, unknown>; limit: number; offset: number }): Promise<AssistantVersion[]> {
+      const rows = await sql<AssistantVersion[]>`
+        SELECT ${sql(VERSION_COLUMNS)} FROM assistant_version
+        WHERE assistant_id = ${id}
+        ${q.metadata ? sql`AND metadata @> ${sql.json(q.metadata as never)}` : sql``}
+        ORDER BY version DESC LIMIT ${q.limit} OFFSET ${q.offset}`;
+      return [...rows];
+    },
+
+    /**
+     * Makes `version` the latest: copies that version's fields onto the
+     * assistant. Returns null when the assistant or the version is missing.
+     */
+    async setLatest(id: string, version: number): Promise<Assistant | null> {
+      const [row] = await sql<Assistant[]>`
+        UPDATE assistant a SET
+          graph_id = v.graph_id, config = v.config, context = v.context, metadata = v.metadata,
+          name = v.name, description = v.description, version = v.version, updated_at = now()
+        FROM assistant_version v
+        WHERE a.assistant_id = ${id} AND v.assistant_id = a.assistant_id AND v.version = ${version}
+        RETURNING ${sql(COLUMNS.map((c) => `a.${c}`))}`;
+      return row ?? null;
     },
   };
 }

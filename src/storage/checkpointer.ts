@@ -27,6 +27,12 @@ export class RunAwarePostgresSaver extends PostgresSaver {
     return super.put(config, checkpoint, { ...runMetadata(config), ...metadata }, newVersions);
   }
 
+  /** The pool's size for /metrics. */
+  poolStats(): { max: number; total: number; idle: number; waiting: number } {
+    const p = this.ownPool;
+    return { max: p.options.max ?? 10, total: p.totalCount, idle: p.idleCount, waiting: p.waitingCount };
+  }
+
   /** The library's own migrations, plus an index to find the checkpoints a run wrote. */
   override async setup(): Promise<void> {
     await super.setup();

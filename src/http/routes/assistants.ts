@@ -1,10 +1,43 @@
+import type { Context } from "hono";
 import { Hono } from "hono";
-import { isAppError, notFound } from "../../domain/errors.js";
-import { assistantSearchSchema } from "../schemas.js";
-import { body, setPagination } from "../validate.js";
+import type { Assistant } from "../../domain/assistant.js";
+import { systemAssistantId } from "../../domain/assistant.js";
+import { invalid, notFound } from "../../domain/errors.js";
+import { drawableGraph, graphSchemas, subgraphsOf } from "../../graphs/introspect.js";
+import { isUuid } from "../../lib/uuid.js";
+import {
+  assistantCountSchema,
+  assistantCreateSchema,
+  assistantDeleteQuerySchema,
+  assistantLatestSchema,
+  assistantPatchSchema,
+  assistantSearchSchema,
+  assistantVersionsSchema,
+  graphQuerySchema,
+  subgraphsQuerySchema,
+} from "../schemas.js";
+import { deleteThread } from "../thread-delete.js";
+import { body, query, setPagination } from "../validate.js";
 
 export function assistantRoutes(): Hono {
   const app = new Hono();
+
+  app.post("/assistants", async (c) => {
+    const b = await body(c, assistantCreateSchema);
+    const deps = c.var.deps;
+    requireGraph(c, b.graph_id);
+    const assistant = await deps.assistants.create({
+      assistant_id: b.assistant_id?.toLowerCase() ?? crypto.randomUUID(),
+      graph_id: b.graph_id,
+      config: b.config ?? {},
+      context: b.context ?? {},
+      metadata: b.metadata ?? {},
+      name: b.name ?? "Untitled",
+      description: b.description ?? null,
+      if_exists: b.if_exists ?? "raise",
+    });
+    return c.json(assistant);
+  });
 
   app.post("/assistants/search", async (c) => {
     const b = await body(c, assistantSearchSchema);
@@ -13,15 +46,115 @@ export function assistantRoutes(): Hono {
     return c.json(items);
   });
 
-  app.get("/assistants/:assistant_id", async (c) => {
-    const deps = c.var.deps;
-    const id = c.req.param("assistant_id");
-    const assistant = await deps.assistants.resolve(id, deps.graphs.ids).catch((err: unknown) => {
-      if (isAppError(err) && err.code === "NOT_FOUND") throw notFound("Assistant not found");
-      throw err;
-    });
-    return c.json(assistant);
+  app.post("/assistants/count", async (c) => {
+    const b = await body(c, assistantCountSchema);
+    return c.json(await c.var.deps.assistants.count(b));
   });
+
+  app.get("/assistants/:assistant_id", async (c) => c.json(await getAssistant(c)));
+
+  app.patch("/assistants/:assistant_id", async (c) => {
+    const current = await getAssistant(c);
+    const b = await body(c, assistantPatchSchema);
+    if (b.graph_id !== undefined) requireGraph(c, b.graph_id);
+    const updated = await c.var.deps.assistants.patch(current.assistant_id, {
+      graph_id: b.graph_id,
+      config: b.config ?? undefined,
+      context: b.context ?? undefined,
+      metadata: b.metadata ?? undefined,
+      name: b.name ?? undefined,
+      description: b.description,
+    });
+    if (!updated) throw notFound("Assistant not found");
+    return c.json(updated);
+  });
+
+  app.delete("/assistants/:assistant_id", async (c) => {
+    const deps = c.var.deps;
+    const id = assistantIdOf(c);
+    const q = query(c, assistantDeleteQuerySchema);
+    if (!(await deps.assistants.delete(id))) throw notFound("Assistant not found");
+    if (q.delete_threads) {
+      for (const threadId of await deps.threads.idsForAssistant(id)) await deleteThread(deps, threadId);
+    }
+    return c.body(null, 204);
+  });
+
+  app.post("/assistants/:assistant_id/versions", async (c) => {
+    const deps = c.var.deps;
+    const id = assistantIdOf(c);
+    const b = await body(c, assistantVersionsSchema);
+    const versions = await deps.assistants.versions(id, b);
+    if (versions.length === 0 && !(await deps.assistants.get(id))) throw notFound("Assistant not found");
+    return c.json(versions);
+  });
+
+  app.post("/assistants/:assistant_id/latest", async (c) => {
+    const deps = c.var.deps;
+    const id = assistantIdOf(c);
+    const b = await body(c, assistantLatestSchema);
+    const updated = await deps.assistants.setLatest(id, b.version);
+    if (updated) return c.json(updated);
+    if (!(await deps.assistants.get(id))) throw notFound("Assistant not found");
+    throw notFound(`Assistant ${id} has no version ${b.version}`);
+  });
+
+  app.get("/assistants/:assistant_id/graph", async (c) => {
+    const q = query(c, graphQuerySchema);
+    const graph = await graphOf(c, await getAssistant(c));
+    return c.json(await drawableGraph(graph, q.xray ?? false));
+  });
+
+  app.get("/assistants/:assistant_id/schemas", async (c) => {
+    const assistant = await getAssistant(c);
+    const graph = await graphOf(c, assistant);
+    return c.json({ graph_id: assistant.graph_id, ...(await graphSchemas(graph, graphFile(c, assistant.graph_id))) });
+  });
+
+  const subgraphs = async (c: Context, namespace: string | undefined) => {
+    const q = query(c, subgraphsQuerySchema);
+    const assistant = await getAssistant(c);
+    const graph = await graphOf(c, assistant);
+    const file = graphFile(c, assistant.graph_id);
+    const out: Record<string, unknown> = {};
+    for (const [ns, sub] of await subgraphsOf(graph, namespace, q.recurse ?? false)) {
+      const s = await graphSchemas(sub, file);
+      // Both key sets: the official server's (`*_schema`) and the JS server's (api.md §2.1).
+      out[ns] = { ...s, input: s.input_schema, output: s.output_schema, state: s.state_schema, config: s.config_schema };
+    }
+    return c.json(out);
+  };
+  app.get("/assistants/:assistant_id/subgraphs", (c) => subgraphs(c, undefined));
+  app.get("/assistants/:assistant_id/subgraphs/:namespace", (c) => subgraphs(c, c.req.param("namespace")));
 
   return app;
 }
+
+/** The path's assistant id; a graph id maps to that graph's system assistant (official: neither → 422). */
+function assistantIdOf(c: Context): string {
+  const raw = c.req.param("assistant_id") ?? "";
+  if (c.var.deps.graphs.ids.has(raw)) return systemAssistantId(raw);
+  if (!isUuid(raw)) throw invalid(`Invalid assistant ID "${raw}": must be a UUID or a graph ID`);
+  return raw.toLowerCase();
+}
+
+async function getAssistant(c: Context): Promise<Assistant> {
+  const found = await c.var.deps.assistants.get(assistantIdOf(c));
+  if (!found) throw notFound("Assistant not found");
+  return found;
+}
+
+function requireGraph(c: Context, graphId: string): void {
+  if (!c.var.deps.graphs.ids.has(graphId)) throw notFound(`Graph "${graphId}" not found: it is not served by this deployment`);
+}
+
+async function graphOf(c: Context, assistant: Assistant): Promise<unknown> {
+  requireGraph(c, assistant.graph_id);
+  const { graph } = await c.var.deps.graphs.get(assistant.graph_id, {
+    configurable: { ...((assistant.config.configurable as Record<string, unknown> | undefined) ?? {}), ...assistant.context },
+  });
+  return graph;
+}
+
+const graphFile = (c: Context, graphId: string): string | null =>
+  c.var.deps.graphs.entries.find((e) => e.graphId === graphId)?.file ?? null;

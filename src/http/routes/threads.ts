@@ -1,32 +1,56 @@
 import type { Context } from "hono";
 import { Hono } from "hono";
-import type { Thread } from "../../domain/assistant.js";
 import type { z } from "zod";
-import { badRequest, conflict, notFound } from "../../domain/errors.js";
-import type { StateSnapshotLike } from "../../graphs/registry.js";
+import type { Thread } from "../../domain/assistant.js";
+import { invalid, isAppError, notFound } from "../../domain/errors.js";
+import type { RunnableGraph } from "../../graphs/registry.js";
 import { uuidv7 } from "../../lib/uuid.js";
-import { toPlain } from "../../stream/serialize.js";
+import type { AppDeps } from "../deps.js";
 import {
-  historySchema,
-  stateAtCheckpointSchema,
-  stateQuerySchema,
+  threadCountSchema,
   threadCreateSchema,
+  threadGetQuerySchema,
+  threadPatchSchema,
+  threadPruneSchema,
   threadSearchSchema,
-  updateStateSchema,
 } from "../schemas.js";
+import { deleteThread } from "../thread-delete.js";
 import { body, query, setPagination, uuidParam } from "../validate.js";
+import { cacheState } from "./thread-state.js";
 
+type Supersteps = NonNullable<z.output<typeof threadCreateSchema>["supersteps"]>;
+
+/** Threads as resources: create, read, patch, delete, search, count, copy, prune. */
 export function threadRoutes(): Hono {
   const app = new Hono();
 
   app.post("/threads", async (c) => {
     const b = await body(c, threadCreateSchema);
-    const thread = await c.var.deps.threads.create({
-      thread_id: b.thread_id?.toLowerCase() ?? uuidv7(),
-      metadata: b.metadata ?? {},
-      if_exists: b.if_exists ?? "raise",
-    });
-    return c.json(thread);
+    const deps = c.var.deps;
+    const threadId = b.thread_id?.toLowerCase() ?? uuidv7();
+    const metadata = b.metadata ?? {};
+    const ifExists = b.if_exists ?? "raise";
+    if (!b.supersteps?.length) {
+      return c.json(await deps.threads.create({ thread_id: threadId, metadata, if_exists: ifExists, ttl: b.ttl }));
+    }
+    const graphId = metadata.graph_id;
+    if (typeof graphId !== "string" || !deps.graphs.ids.has(graphId)) {
+      throw invalid("supersteps: need metadata.graph_id naming a graph this deployment serves");
+    }
+    if (ifExists === "do_nothing") {
+      const existing = await deps.threads.get(threadId);
+      if (existing) return c.json(existing);
+    }
+    await deps.threads.create({ thread_id: threadId, metadata, if_exists: ifExists, ttl: b.ttl });
+    try {
+      await applySupersteps(deps, graphId, threadId, b.supersteps);
+    } catch (err) {
+      // Nothing stays behind from a rejected request.
+      await deleteThread(deps, threadId);
+      if (isAppError(err)) throw err;
+      throw invalid(`supersteps: ${(err as Error).message}`);
+    }
+    return c.json(await deps.threads.get(threadId));
   });
 
   app.post("/threads/search", async (c) => {
@@ -36,114 +60,56 @@ export function threadRoutes(): Hono {
     return c.json(items);
   });
 
-  app.get("/threads/:thread_id", async (c) => c.json(await getThread(c)));
+  app.post("/threads/count", async (c) => {
+    const b = await body(c, threadCountSchema);
+    return c.json(await c.var.deps.threads.count(b));
+  });
+
+  app.post("/threads/prune", async (c) => {
+    const b = await body(c, threadPruneSchema);
+    const deps = c.var.deps;
+    const ids = [...new Set(b.thread_ids.map((id) => id.toLowerCase()))];
+    let pruned = 0;
+    if (b.strategy === "delete") {
+      for (const id of ids) if (await deleteThread(deps, id)) pruned += 1;
+    } else {
+      const existing = await deps.threads.existing(ids);
+      await deps.threadCheckpoints.keepLatest(existing);
+      pruned = existing.length;
+    }
+    return c.json({ pruned_count: pruned });
+  });
+
+  app.get("/threads/:thread_id", async (c) => {
+    const thread = await getThread(c);
+    const q = query(c, threadGetQuerySchema);
+    if (!q.include?.includes("ttl")) return c.json(thread);
+    return c.json({ ...thread, ttl: await c.var.deps.threads.ttl(thread.thread_id) });
+  });
+
+  app.patch("/threads/:thread_id", async (c) => {
+    const threadId = uuidParam(c, "thread_id");
+    const b = await body(c, threadPatchSchema);
+    const updated = await c.var.deps.threads.patch(threadId, { metadata: b.metadata, ttl: b.ttl });
+    if (!updated) throw notFound(`Thread with ID ${threadId} not found`);
+    if (/return=minimal/i.test(c.req.header("Prefer") ?? "")) return c.body(null, 204);
+    return c.json(updated);
+  });
 
   app.delete("/threads/:thread_id", async (c) => {
-    const deps = c.var.deps;
     const threadId = uuidParam(c, "thread_id");
-    const running = await deps.runs.running(threadId);
-    if (!(await deps.threads.delete(threadId))) throw notFound(`Thread with ID ${threadId} not found`);
-    await Promise.all(running.map((id) => deps.bus.sendControl(id, "interrupt")));
-    await deps.deleteCheckpoints(threadId);
+    if (!(await deleteThread(c.var.deps, threadId))) throw notFound(`Thread with ID ${threadId} not found`);
     return c.body(null, 204);
   });
 
-  app.get("/threads/:thread_id/state", async (c) => {
-    const thread = await getThread(c);
-    const q = query(c, stateQuerySchema);
-    return c.json(await readState(c, thread, q.subgraphs ?? false));
-  });
-
-  app.get("/threads/:thread_id/state/:checkpoint_id", async (c) => {
-    const thread = await getThread(c);
-    const checkpointId = uuidParam(c, "checkpoint_id");
-    const q = query(c, stateQuerySchema);
-    return c.json(await readState(c, thread, q.subgraphs ?? false, { checkpoint_id: checkpointId }));
-  });
-
-  app.post("/threads/:thread_id/state/checkpoint", async (c) => {
-    const thread = await getThread(c);
-    const b = await body(c, stateAtCheckpointSchema);
-    return c.json(await readState(c, thread, b.subgraphs ?? false, checkpointConfigurable(b.checkpoint)));
-  });
-
-  app.post("/threads/:thread_id/state", async (c) => {
-    const thread = await getThread(c);
-    const b = await body(c, updateStateSchema);
-    const deps = c.var.deps;
-    if (await deps.threads.isBusy(thread.thread_id)) throw conflict("Thread is busy with a run: wait for it or cancel it first");
-    const graph = await graphFor(c, thread);
-    if (!graph) throw badRequest(`Thread ${thread.thread_id} has no graph yet: run it once, or create it with metadata.graph_id`);
-    const config = {
-      configurable: {
-        thread_id: thread.thread_id,
-        ...(b.checkpoint ? checkpointConfigurable(b.checkpoint) : {}),
-        ...(b.checkpoint_id ? { checkpoint_id: b.checkpoint_id } : {}),
-      },
-    };
-    const next = await graph.updateState(config, b.values ?? null, b.as_node);
-    const state = await graph.getState({ configurable: { thread_id: thread.thread_id } });
-    const summary = formatState(state);
-    await deps.threads.setState(thread.thread_id, {
-      values: summary.values as Record<string, unknown>,
-      interrupts: interruptsByTask(state),
-      hasPendingNext: (state.next ?? []).length > 0,
-    });
-    return c.json({ checkpoint: checkpointOf(next as StateSnapshotLike["config"]) });
-  });
-
-  app.post("/threads/:thread_id/history", async (c) => {
-    const thread = await getThread(c);
-    const b = await body(c, historySchema);
-    return c.json(await readHistory(c, thread, b));
-  });
-
-  app.get("/threads/:thread_id/history", async (c) => {
-    const thread = await getThread(c);
-    const limit = Math.min(1000, Math.max(1, Number(c.req.query("limit") ?? 10) || 10));
-    const before = c.req.query("before");
-    return c.json(await readHistory(c, thread, { limit, before: before || null, metadata: null, checkpoint: null }));
+  app.post("/threads/:thread_id/copy", async (c) => {
+    const threadId = uuidParam(c, "thread_id");
+    const copy = await c.var.deps.threadCheckpoints.copy(threadId, uuidv7());
+    if (!copy) throw notFound(`Thread with ID ${threadId} not found`);
+    return c.json(copy);
   });
 
   return app;
-}
-
-type HistoryQuery = z.output<typeof historySchema>;
-
-async function readHistory(c: Context, thread: Thread, q: HistoryQuery) {
-  const graph = await graphFor(c, thread);
-  if (!graph) return [];
-  const before =
-    q.before == null ? undefined : typeof q.before === "string" ? { checkpoint_id: q.before } : "configurable" in q.before ? q.before.configurable : q.before;
-  const config = { configurable: { thread_id: thread.thread_id, ...(q.checkpoint ? checkpointConfigurable(q.checkpoint) : {}) } };
-  const out: Record<string, unknown>[] = [];
-  for await (const s of graph.getStateHistory(config, {
-    limit: q.limit,
-    before: before ? { configurable: { thread_id: thread.thread_id, ...checkpointConfigurable(before as Record<string, unknown>) } } : undefined,
-    filter: q.metadata ?? undefined,
-  })) {
-    out.push(formatState(s));
-  }
-  return out;
-}
-
-/** Only the keys that address a checkpoint, without nulls. */
-function checkpointConfigurable(cp: Record<string, unknown>): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const k of ["checkpoint_id", "checkpoint_ns", "checkpoint_map"]) if (cp[k] != null) out[k] = cp[k];
-  return out;
-}
-
-function interruptsByTask(s: StateSnapshotLike): Record<string, unknown[]> {
-  const out: Record<string, unknown[]> = {};
-  for (const t of s.tasks ?? []) if (t.interrupts?.length) out[t.id] = toPlain(t.interrupts);
-  return out;
-}
-
-async function graphFor(c: Context, thread: Thread) {
-  const graphId = thread.metadata.graph_id;
-  if (typeof graphId !== "string" || !c.var.deps.graphs.ids.has(graphId)) return null;
-  return (await c.var.deps.graphs.get(graphId, { configurable: { thread_id: thread.thread_id } })).graph;
 }
 
 async function getThread(c: Context): Promise<Thread> {
@@ -153,47 +119,29 @@ async function getThread(c: Context): Promise<Thread> {
   return thread;
 }
 
-/** ThreadState as the official server returns it (api.md §2.2); a thread that never ran has an empty state. */
-async function readState(c: Context, thread: Thread, subgraphs: boolean, at: Record<string, unknown> = {}) {
-  const graph = await graphFor(c, thread);
-  if (!graph) {
-    return { values: {}, next: [], tasks: [], checkpoint: null, metadata: null, created_at: null, parent_checkpoint: null, interrupts: [] };
-  }
-  return formatState(await graph.getState({ configurable: { thread_id: thread.thread_id, ...at } }, { subgraphs }));
+interface BulkUpdatable {
+  bulkUpdateState?: (config: Record<string, unknown>, supersteps: Array<{ updates: Array<{ values?: unknown; asNode?: string }> }>) => Promise<unknown>;
 }
 
-const checkpointOf = (cfg: StateSnapshotLike["config"]) => {
-  const conf = cfg?.configurable;
-  if (!conf?.checkpoint_id) return null;
-  return {
-    thread_id: conf.thread_id,
-    checkpoint_ns: conf.checkpoint_ns ?? "",
-    checkpoint_id: conf.checkpoint_id,
-    checkpoint_map: conf.checkpoint_map ?? null,
-  };
-};
-
-export function formatState(s: StateSnapshotLike): Record<string, unknown> {
-  const metadata = s.metadata ? { ...s.metadata } : null;
-  if (metadata) delete metadata.checkpoint_ns;
-  const tasks = (s.tasks ?? []).map((t) => ({
-    id: t.id,
-    name: t.name,
-    path: t.path ?? [],
-    error: t.error ? String((t.error as Error).message ?? t.error) : null,
-    interrupts: t.interrupts ?? [],
-    checkpoint: null,
-    state: t.state ? formatState(t.state as StateSnapshotLike) : null,
-    result: t.result ?? null,
+/**
+ * Applies `supersteps` to a new thread: with the graph's bulkUpdateState when
+ * it has one (each superstep becomes one checkpoint), else one updateState
+ * per update. A `command` is built with the graph's own Command class.
+ */
+async function applySupersteps(deps: AppDeps, graphId: string, threadId: string, supersteps: Supersteps): Promise<void> {
+  const config = { configurable: { thread_id: threadId } };
+  const { graph, runtime } = await deps.graphs.get(graphId, config);
+  const steps = supersteps.map((s) => ({
+    updates: s.updates.map((u) => ({
+      values: u.command ? new runtime.Command(u.command as Record<string, unknown>) : u.values,
+      asNode: u.as_node,
+    })),
   }));
-  return toPlain({
-    values: s.values ?? {},
-    next: s.next ?? [],
-    tasks,
-    checkpoint: checkpointOf(s.config),
-    metadata,
-    created_at: s.createdAt ?? null,
-    parent_checkpoint: checkpointOf(s.parentConfig),
-    interrupts: tasks.flatMap((t) => t.interrupts),
-  });
+  const bulk = graph as RunnableGraph & BulkUpdatable;
+  if (typeof bulk.bulkUpdateState === "function") {
+    await bulk.bulkUpdateState(config, steps);
+  } else {
+    for (const step of steps) for (const u of step.updates) await graph.updateState(config, u.values, u.asNode);
+  }
+  await cacheState(deps, graph, threadId);
 }
