@@ -47,7 +47,11 @@ export function createApp(deps: AppDeps): Hono {
   app.use("*", async (c, next) => {
     const started = performance.now();
     await next();
-    deps.logger.debug({ method: c.req.method, path: c.req.path, status: c.res.status, ms: Math.round(performance.now() - started) }, "request");
+    // One line per request; health probes and scrapes only at debug, or they drown the rest.
+    const quiet = c.req.path.endsWith("/ok") || c.req.path.endsWith("/metrics");
+    const entry = { method: c.req.method, path: c.req.path, status: c.res.status, ms: Math.round(performance.now() - started) };
+    if (quiet) deps.logger.debug(entry, "request");
+    else deps.logger.info(entry, "request");
   });
   app.route("/", metaRoutes({ metrics, mountPrefix: prefix, enableTruncate: http.enableTruncate }));
   app.route("/", assistantRoutes());
