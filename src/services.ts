@@ -1,12 +1,21 @@
+import type { AuthContext, AuthProvider } from "./auth/types.js";
+import { cronRunBody } from "./crons/run-body.js";
+import { createCronScheduler } from "./crons/scheduler.js";
+import type { CronSchedulerDeps } from "./crons/scheduler.js";
+import { createCronService } from "./crons/service.js";
 import { createWorker } from "./executor/worker.js";
 import type { WorkerDeps } from "./executor/worker.js";
 import type { GraphRegistry } from "./graphs/registry.js";
 import type { AppDeps } from "./http/deps.js";
+import { createRunAuthorized } from "./http/run-auth.js";
+import { prepareRun } from "./http/run-create.js";
 import type { Logger } from "./lib/logger.js";
+import type { CronQueue } from "./queue/cron-queue.js";
 import type { RunQueue } from "./queue/run-queue.js";
 import { createAssistantsRepo } from "./storage/assistants.js";
 import type { RunAwarePostgresSaver } from "./storage/checkpointer.js";
 import { createCheckpointsRepo } from "./storage/checkpoints.js";
+import { createCronsRepo } from "./storage/crons.js";
 import type { Sql } from "./storage/db.js";
 import { createRunsRepo } from "./storage/runs.js";
 import { createGraphStore } from "./storage/graph-store.js";
@@ -25,6 +34,10 @@ export interface ServiceInputs {
   queue: RunQueue;
   graphs: GraphRegistry;
   logger: Logger;
+  /** Job schedulers for crons; without it crons are stored but never fire. */
+  cronQueue?: CronQueue | null;
+  /** Custom auth or the API key check; null = open. */
+  auth?: AuthProvider | null;
 }
 
 type WorkerTuning = Pick<WorkerDeps, "concurrency" | "leaseSecs" | "maxAttempts" | "runTimeoutSecs" | "sweepIntervalSecs" | "selfUrl" | "tracing">;
@@ -43,6 +56,8 @@ export function buildServices(x: ServiceInputs) {
   const shared = { runs, threads, checkpoints, queue: x.queue, bus: x.bus, graphs: x.graphs, deleteCheckpoints, logger: x.logger };
   const threadCheckpoints = createThreadCheckpointsRepo(x.sql);
   const store = createStoreRepo(x.sql);
+  const crons = createCronService({ repo: createCronsRepo(x.sql), queue: x.cronQueue ?? null, logger: x.logger });
+  const auth = x.auth ?? null;
   // Graphs read and write the same store as the /store routes.
   x.graphs.useStore(createGraphStore(store));
   return {
@@ -63,6 +78,23 @@ export function buildServices(x: ServiceInputs) {
       for (const id of x.graphs.ids) await assistants.upsertSystem(id);
     },
     worker: (tuning: WorkerTuning) => createWorker({ ...shared, ...tuning }),
+    /**
+     * Fires crons (needs `cronQueue`): each fire creates a run through the
+     * API's creation path, as the user who created the cron. Started by the
+     * caller (`await s.start()`, `await s.stop()`), where workers run.
+     */
+    cronScheduler: (tuning: Pick<CronSchedulerDeps, "concurrency" | "reconcileIntervalMs"> = {}) => {
+      if (!x.cronQueue) throw new Error("cronScheduler needs a cronQueue");
+      const runDeps = { ...shared, assistants, auth };
+      return createCronScheduler({
+        repo: crons.repo,
+        queue: x.cronQueue,
+        logger: x.logger,
+        ...tuning,
+        createRun: (cron) =>
+          createRunAuthorized(runDeps, (cron.auth_user as AuthContext | null) ?? null, prepareRun(cron.thread_id), cronRunBody(cron)),
+      });
+    },
     appDeps: (tuning: AppTuning): AppDeps => ({
       ...shared,
       assistants,
@@ -70,6 +102,8 @@ export function buildServices(x: ServiceInputs) {
       store,
       stats: createStatsRepo(x.sql),
       truncate: createTruncateRepo(x.sql),
+      crons,
+      auth,
       poolStats: () => [{ pool: "api", max: x.sql.options.max }, { pool: "checkpointer", ...x.checkpointer.poolStats() }],
       checkDb: async () => void (await x.sql`SELECT 1`),
       ...tuning,

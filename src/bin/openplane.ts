@@ -17,7 +17,9 @@ import { Releasers } from "../lib/releasers.js";
 import { buildServices } from "../services.js";
 import { migrate } from "../storage/migrate.js";
 import { holdSingleProcessLock } from "../storage/single-process.js";
+import { cronQueueFor, loadExtensions } from "./extensions.js";
 import { openStores } from "./stores.js";
+import { runUp } from "./up.js";
 
 const VERSION = (JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }).version;
 
@@ -38,10 +40,16 @@ async function main(argv: string[]): Promise<void> {
   if (args.version) return void process.stdout.write(`${VERSION}\n`);
 
   // langgraph.json comes first: its `env` may carry settings (never overriding the real environment).
+  // `up` with a control plane or a manifest does not need one: its error waits for the config.
+  let graphsFileError: ConfigFileError | null = null;
   const graphsFile =
     args.command === "migrate"
       ? null
       : await readLanggraphConfig(args.config).catch((err) => {
+          if (err instanceof ConfigFileError && args.command === "up") {
+            graphsFileError = err;
+            return null;
+          }
           if (err instanceof ConfigFileError) fail(err.message, 2);
           throw err;
         });
@@ -55,7 +63,9 @@ async function main(argv: string[]): Promise<void> {
     throw err;
   }
   const logger = createLogger({ level: config.logLevel, json: config.logJson });
-  const needsRedis = args.command === "worker" || config.nJobsPerWorker === 0;
+  const servesLanggraphJson = args.command !== "up" || config.listener.source.kind === "langgraph-json";
+  if (graphsFileError && servesLanggraphJson) fail((graphsFileError as ConfigFileError).message, 2);
+  const needsRedis = args.command === "worker" || (config.nJobsPerWorker === 0 && servesLanggraphJson);
   if (needsRedis && !config.redisUri) {
     fail(
       args.command === "worker"
@@ -63,6 +73,15 @@ async function main(argv: string[]): Promise<void> {
         : "N_JOBS_PER_WORKER=0 (API only) needs REDIS_URI (or REDIS_URI_CUSTOM) so separate workers can reach this API's streams.",
       2,
     );
+  }
+
+  // `up` is the listener: it runs this langgraph.json (or a control plane's or a manifest's
+  // deployments) as `openplane serve` children behind its gateway (src/bin/up.ts).
+  if (args.command === "up") return runUp({ args, config, logger, version: VERSION, parentEnv: process.env });
+  // A server managed by `openplane up` has an IPC channel to it: if the listener dies, drain and exit.
+  if (process.channel) {
+    process.channel.unref();
+    process.once("disconnect", () => process.kill(process.pid, "SIGTERM"));
   }
 
   const releasers = new Releasers();
@@ -116,7 +135,10 @@ async function run(
 
   const graphs = createGraphRegistry(graphsFile.graphs, stores.checkpointer);
   await graphs.loadAll();
-  const services = buildServices({ ...stores, graphs, logger });
+  const extensions = await loadExtensions(graphsFile, config, logger);
+  const cronQueue = cronQueueFor(stores, config, (err) => logger.warn({ err }, "cron queue error"));
+  releasers.add("cron queue", () => cronQueue.close());
+  const services = buildServices({ ...stores, graphs, logger, cronQueue, auth: extensions.auth });
   let selfUrl: string | null = null;
   await services.registerGraphs();
   // Thread and store TTLs; safe on every replica (rows are claimed with SKIP LOCKED).
@@ -136,6 +158,10 @@ async function run(
     });
     setWorker(worker);
     await worker.start();
+    // Crons fire where runs execute: schedulers rebuilt from PostgreSQL, then consumed.
+    const cronScheduler = services.cronScheduler();
+    await cronScheduler.start();
+    releasers.add("cron scheduler", () => cronScheduler.stop());
     logger.info({ concurrency: config.nJobsPerWorker, owner: worker.owner }, "worker started");
   }
   if (args.command === "worker") return;
@@ -147,7 +173,7 @@ async function run(
       sseHeartbeatMs: config.sseHeartbeatSecs * 1000,
       maxBodyBytes: config.maxBodyBytes,
       shutdown,
-      http: config.http,
+      http: extensions.http,
     }),
   );
   const server = await listen(app.fetch, args.host, args.port);

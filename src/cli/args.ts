@@ -18,8 +18,10 @@ const HELP: Record<Command | "main", string> = {
   main: `Usage: openplane [command] [options]
 
 Commands:
-  up        Run everything in one process group: API server, run workers and
-            the stores (embedded PostgreSQL when no POSTGRES_URI is set). Default.
+  up        Run everything in one process group: the listener, its gateway and
+            the servers it manages (langgraph.json by default, or a control
+            plane's or a manifest's deployments), and the stores (embedded
+            PostgreSQL when no POSTGRES_URI is set). Default.
   serve     Run the LangGraph API server (also runs N_JOBS_PER_WORKER workers).
   worker    Run queue workers only (needs REDIS_URI for streams and cancel).
   migrate   Apply database migrations and exit.
@@ -34,9 +36,12 @@ Options:
 Environment variables are listed in README.md.`,
   up: `Usage: openplane up [--config ./langgraph.json] [--port 2024] [--host 127.0.0.1]
 
-Runs the API server and run workers for the graphs in langgraph.json. Without
-POSTGRES_URI it starts an embedded PostgreSQL under OPENPLANE_DATA_DIR; without
-REDIS_URI the queue runs on PostgreSQL and streams stay in process.`,
+Runs the listener, its gateway on --port, and the servers it manages. The
+deployments come from a control plane (OPENPLANE_CONTROL_PLANE_URL), a manifest
+file (OPENPLANE_MANIFEST), or by default the graphs in langgraph.json, served
+at the root path. Without POSTGRES_URI it starts an embedded PostgreSQL under
+OPENPLANE_DATA_DIR; without REDIS_URI the queue runs on PostgreSQL and streams
+stay in process. See docs/listener.md.`,
   serve: `Usage: openplane serve [--config ./langgraph.json] [--port 2024] [--host 127.0.0.1]
 
 Runs the LangGraph API server. Set N_JOBS_PER_WORKER=0 for an API-only process.`,

@@ -64,6 +64,19 @@ export const envSchema = z.object({
   LANGCHAIN_PROJECT: z.string().min(1).optional(),
   // Parsed in config/index.ts (its value holds API keys: never echoed in messages).
   LANGSMITH_RUNS_ENDPOINTS: z.string().optional(),
+  // The listener (`openplane up`); see docs/listener.md. The API key is a secret: never echoed.
+  OPENPLANE_CONTROL_PLANE_URL: uri(["http:", "https:"]).optional(),
+  OPENPLANE_CONTROL_PLANE_API_KEY: z.string().min(1).optional(),
+  OPENPLANE_TENANT_ID: z.string().min(1).optional(),
+  OPENPLANE_LISTENER_ID: z.string().min(1).optional(),
+  OPENPLANE_CONTROL_PLANE_POLL_SECS: int(1, 3600).default(10),
+  OPENPLANE_MANIFEST: z.string().min(1).optional(),
+  OPENPLANE_MANIFEST_POLL_SECS: int(1, 3600).default(10),
+  OPENPLANE_DATA_RETENTION_SECS: int(0, 10 * 365 * 24 * 3600).default(7 * 24 * 3600),
+  OPENPLANE_GATEWAY_HOLD_SECS: int(0, 600).default(30),
+  OPENPLANE_RESTART_BACKOFF_MS: int(10, 600_000).default(1_000),
+  OPENPLANE_RESTART_MAX_FAILURES: int(1, 100).default(5),
+  OPENPLANE_HEALTH_TIMEOUT_SECS: int(1, 3600).default(120),
   LOG_LEVEL: z
     .string()
     .transform((v) => v.toLowerCase())
@@ -71,6 +84,11 @@ export const envSchema = z.object({
     .transform((v) => (v === "warning" ? "warn" : v))
     .default("info"),
   LOG_JSON: bool.default(false),
+  // Built-in authentication when langgraph.json has no `auth` (README "Authentication").
+  // The keys are secrets: parsed in config/index.ts, never echoed in messages.
+  LANGGRAPH_AUTH_TYPE: z.enum(["noop", "api_key", "langsmith"], { error: "must be noop or api_key" }).default("noop"),
+  OPENPLANE_API_KEYS: z.string().optional(),
+  OPENPLANE_API_KEYS_FILE: z.string().min(1).optional(),
 });
 
 export type Env = z.infer<typeof envSchema>;

@@ -51,9 +51,17 @@ export function createWorker(deps: WorkerDeps) {
   let consumer: RunQueueConsumer | null = null;
   let sweepTimer: NodeJS.Timeout | null = null;
   let sweeping: Promise<void> | null = null;
+  /** Handlers in progress (BullMQ's own close can hang: see bullmq-queue.ts; ours is what matters). */
+  const handling = new Set<Promise<void>>();
+  const tracked = (runId: string): Promise<void> => {
+    const p = handle(runId).finally(() => handling.delete(p));
+    handling.add(p);
+    return p;
+  };
 
   async function handle(runId: string): Promise<void> {
     if (state !== "active") return;
+    const claimStarted = performance.now();
     const run = await deps.runs.claim(runId, owner, deps.leaseSecs);
     if (!run) return;
     const rlog = log.child({ run_id: run.run_id, thread_id: run.thread_id, attempt: run.attempt });
@@ -70,11 +78,33 @@ export function createWorker(deps: WorkerDeps) {
     const abort = (reason: AbortReason) => {
       if (!controller.signal.aborted) controller.abort(reason);
     };
+    // The lease as this process knows it, counted from before the claim or the last renewal
+    // that held, so it never outlasts the database's. Past it another worker may already run
+    // the run: stop at once, even when no renewal answered (Postgres unreachable) or the
+    // process only just woke from a pause longer than the lease (SIGSTOP, a frozen VM).
+    let leaseUntil = claimStarted + deps.leaseSecs * 1000;
+    let leaseTimer: NodeJS.Timeout | undefined;
+    let settled = false;
+    const armLease = () => {
+      clearTimeout(leaseTimer);
+      if (settled) return; // a renewal that answered after the run ended
+      leaseTimer = setTimeout(() => abort("lease_lost"), Math.max(0, leaseUntil - performance.now()));
+    };
+    armLease();
     const heartbeat = setInterval(() => {
+      const sentAt = performance.now();
       deps.runs.heartbeat(run.run_id, owner, deps.leaseSecs).then(
-        (held) => held || abort("lease_lost"),
+        async (held) => {
+          if (!held) return abort("lease_lost");
+          leaseUntil = Math.max(leaseUntil, sentAt + deps.leaseSecs * 1000);
+          armLease();
+          // The live cancel signal is pub/sub: one published while our subscriber was
+          // reconnecting (Redis restarted) is lost. The durable flag is not.
+          const requested = await deps.runs.cancelRequested(run.run_id);
+          if (requested) abort(requested);
+        },
         (err) => rlog.warn({ err }, "lease renewal failed"),
-      );
+      ).catch((err) => rlog.warn({ err }, "cancel check failed"));
     }, (deps.leaseSecs * 1000) / 3);
     const timeout = setTimeout(() => abort("timeout"), deps.runTimeoutSecs * 1000);
     const unlisten = await deps.bus.onControl(run.run_id, (action) => abort(action));
@@ -123,7 +153,9 @@ export function createWorker(deps: WorkerDeps) {
       }
       rlog.warn({ err: reason ? undefined : err, reason }, "run handed back");
     } finally {
+      settled = true;
       clearInterval(heartbeat);
+      clearTimeout(leaseTimer);
       clearTimeout(timeout);
       active.delete(run.run_id);
       await unlisten().catch(() => {});
@@ -165,7 +197,7 @@ export function createWorker(deps: WorkerDeps) {
     async start(): Promise<void> {
       if (state !== "created") return;
       state = "active";
-      consumer = await deps.queue.consume(deps.concurrency, handle);
+      consumer = await deps.queue.consume(deps.concurrency, tracked);
       await runSweep();
       sweepTimer = setInterval(runSweep, deps.sweepIntervalSecs * 1000);
       sweepTimer.unref();
@@ -180,10 +212,14 @@ export function createWorker(deps: WorkerDeps) {
       state = "stopping";
       if (sweepTimer) clearInterval(sweepTimer);
       const drained = consumer?.close(false) ?? Promise.resolve();
+      // No new run is claimed once stopping; done when BullMQ drained or our handlers settled.
+      const settled = Promise.allSettled([...handling]);
       const timer = new Promise<"timeout">((r) => setTimeout(() => r("timeout"), graceMs).unref());
-      if ((await Promise.race([drained.then(() => "drained" as const), timer])) === "timeout") {
+      if ((await Promise.race([drained.then(() => "drained" as const), settled.then(() => "drained" as const), timer])) === "timeout") {
         log.warn({ active: active.size }, "grace period over: handing back active runs");
         for (const c of active.values()) c.abort("shutdown");
+        // Let the aborted handlers record the hand-back before the stores close (bounded).
+        await Promise.race([Promise.allSettled([...handling]), new Promise((r) => setTimeout(r, 5_000).unref())]);
         await consumer?.close(true);
       }
       await sweeping;

@@ -8,6 +8,55 @@ const graphSpec = z.union([
   z.object({ path: z.string().regex(/^.+:[A-Za-z_$][\w$]*$/), description: z.string().optional() }),
 ]);
 
+/** "./file.ts:exportName", or "./file.ts" for the default export. */
+const modulePath = z.string().regex(/^[^:]+(:[A-Za-z_$][\w$]*)?$/, 'must look like "./path/to/file.ts:exportName"');
+
+const regex = z.string().refine(
+  (v) => {
+    try {
+      new RegExp(v);
+      return true;
+    } catch {
+      return false;
+    }
+  },
+  { message: "must be a valid regular expression" },
+);
+
+/** `auth` (api.md §5.1, §6): the custom Auth module. */
+const authSchema = z
+  .object({
+    path: modulePath.optional(),
+    disable_studio_auth: z.boolean().optional(),
+    openapi: z.record(z.string(), z.unknown()).optional(),
+  })
+  .passthrough();
+
+/** `http` (api.md §5.1): custom routes, built-in groups switched off, CORS. */
+const httpSchema = z
+  .object({
+    app: modulePath.optional(),
+    disable_assistants: z.boolean().optional(),
+    disable_threads: z.boolean().optional(),
+    disable_runs: z.boolean().optional(),
+    disable_store: z.boolean().optional(),
+    disable_meta: z.boolean().optional(),
+    enable_custom_route_auth: z.boolean().optional(),
+    middleware_order: z.enum(["middleware_first", "auth_first"]).optional(),
+    cors: z
+      .object({
+        allow_origins: z.array(z.string()).optional(),
+        allow_methods: z.array(z.string()).optional(),
+        allow_headers: z.array(z.string()).optional(),
+        allow_credentials: z.boolean().optional(),
+        allow_origin_regex: regex.optional(),
+        expose_headers: z.array(z.string()).optional(),
+        max_age: z.number().int().min(0).optional(),
+      })
+      .optional(),
+  })
+  .passthrough();
+
 /** The subset of langgraph.json openplane reads today; other keys are kept and ignored. */
 const fileSchema = z
   .object({
@@ -16,6 +65,8 @@ const fileSchema = z
     env: z.union([z.record(z.string(), z.string()), z.string(), z.array(z.string())]).optional(),
     dependencies: z.array(z.string()).optional(),
     node_version: z.string().optional(),
+    auth: authSchema.optional(),
+    http: httpSchema.optional(),
   })
   .passthrough();
 
@@ -27,11 +78,28 @@ export interface GraphEntry {
   description?: string;
 }
 
+/** A module export named in langgraph.json, resolved against its directory. */
+export interface ModuleRef {
+  /** Absolute path of the module. */
+  file: string;
+  exportName: string;
+}
+
 export interface LanggraphConfig {
   path: string;
   dir: string;
   graphs: GraphEntry[];
   env: Record<string, string>;
+  /** `auth`: the custom Auth instance to load, or null. */
+  auth: { module: ModuleRef | null; disableStudioAuth: boolean; openapi: Record<string, unknown> | null } | null;
+  /** `http`: custom app, switched-off route groups, CORS (null when absent). */
+  http: {
+    app: ModuleRef | null;
+    disable: Partial<Record<"assistants" | "threads" | "runs" | "store" | "meta", boolean>>;
+    enableCustomRouteAuth: boolean;
+    middlewareOrder: "middleware_first" | "auth_first";
+    cors: z.output<typeof httpSchema>["cors"] | null;
+  } | null;
 }
 
 export class ConfigFileError extends Error {
@@ -72,7 +140,37 @@ export async function readLanggraphConfig(path: string): Promise<LanggraphConfig
       description: typeof spec === "string" ? undefined : spec.description,
     };
   });
-  return { path: abs, dir, graphs, env: await readEnv(parsed.data.env, dir) };
+  const { auth, http } = parsed.data;
+  return {
+    path: abs,
+    dir,
+    graphs,
+    env: await readEnv(parsed.data.env, dir),
+    auth: auth
+      ? { module: auth.path ? moduleRef(dir, auth.path) : null, disableStudioAuth: auth.disable_studio_auth ?? false, openapi: auth.openapi ?? null }
+      : null,
+    http: http
+      ? {
+          app: http.app ? moduleRef(dir, http.app) : null,
+          disable: {
+            assistants: http.disable_assistants,
+            threads: http.disable_threads,
+            runs: http.disable_runs,
+            store: http.disable_store,
+            meta: http.disable_meta,
+          },
+          enableCustomRouteAuth: http.enable_custom_route_auth ?? false,
+          middlewareOrder: http.middleware_order ?? "middleware_first",
+          cors: http.cors ?? null,
+        }
+      : null,
+  };
+}
+
+/** "./auth.ts:auth" → {file: <abs>/auth.ts, exportName: "auth"}; without ":name", the default export. */
+function moduleRef(dir: string, spec: string): ModuleRef {
+  const i = spec.lastIndexOf(":");
+  return i < 0 ? { file: resolve(dir, spec), exportName: "default" } : { file: resolve(dir, spec.slice(0, i)), exportName: spec.slice(i + 1) };
 }
 
 async function readEnv(env: string | string[] | Record<string, string> | undefined, dir: string) {

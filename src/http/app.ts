@@ -1,19 +1,18 @@
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
-import { cors } from "hono/cors";
 import { AppError } from "../domain/errors.js";
+import { authMiddleware } from "./auth-middleware.js";
+import { corsMiddleware } from "./cors.js";
 import type { AppDeps, HttpOptions } from "./deps.js";
 import { errorHandler } from "./errors.js";
 import { createMetrics } from "./metrics.js";
 import { assistantRoutes } from "./routes/assistants.js";
+import { cronRoutes } from "./routes/crons.js";
 import { metaRoutes } from "./routes/meta.js";
 import { runRoutes } from "./routes/runs.js";
 import { storeRoutes } from "./routes/store.js";
 import { threadStateRoutes } from "./routes/thread-state.js";
 import { threadRoutes } from "./routes/threads.js";
-
-/** Response headers browsers may read: run identity and pagination (api.md §1.8–§1.9). */
-const EXPOSE_HEADERS = ["Content-Location", "Location", "X-Pagination-Total", "X-Pagination-Next"];
 
 const DEFAULT_HTTP: HttpOptions = {
   mountPrefix: "",
@@ -53,12 +52,31 @@ export function createApp(deps: AppDeps): Hono {
     if (quiet) deps.logger.debug(entry, "request");
     else deps.logger.info(entry, "request");
   });
-  app.route("/", metaRoutes({ metrics, mountPrefix: prefix, enableTruncate: http.enableTruncate }));
-  app.route("/", assistantRoutes());
-  app.route("/", threadRoutes());
-  app.route("/", threadStateRoutes());
-  app.route("/", runRoutes());
-  app.route("/", storeRoutes());
+  // Order matters (api.md §5.1): custom routes come before the built-in ones (and win for the
+  // same path); the custom app's middleware, merged here, wraps the built-in routes too.
+  const custom = http.custom ?? null;
+  const auth = deps.auth ?? null;
+  if (auth && custom) {
+    // Custom routes are authenticated only with enable_custom_route_auth; otherwise auth_first
+    // authenticates before the custom middleware but lets custom routes answer regardless.
+    if (custom.enableCustomRouteAuth) app.use("*", authMiddleware(auth, { mode: "enforce", prefix }));
+    else if (custom.middlewareOrder === "auth_first") app.use("*", authMiddleware(auth, { mode: "defer", prefix }));
+  }
+  if (custom) app.route("/", custom.app as unknown as Hono);
+  if (auth) app.use("*", authMiddleware(auth, { mode: "enforce", prefix }));
+  const off = http.disable ?? {};
+  if (!off.meta) app.route("/", metaRoutes({ metrics, mountPrefix: prefix, enableTruncate: http.enableTruncate }));
+  if (!off.assistants) app.route("/", assistantRoutes());
+  if (!off.threads) {
+    app.route("/", threadRoutes());
+    app.route("/", threadStateRoutes());
+  }
+  if (!off.runs) {
+    // Before the run routes: /runs/crons/... must not be read as /runs/:run_id/...
+    app.route("/", cronRoutes());
+    app.route("/", runRoutes());
+  }
+  if (!off.store) app.route("/", storeRoutes());
   app.notFound((c) => c.json({ detail: "Not Found" }, 404));
   app.onError(errorHandler(deps.logger));
   return app;
@@ -69,23 +87,4 @@ function normalizePrefix(p: string): string {
   const trimmed = p.trim().replace(/\/+$/, "");
   if (!trimmed) return "";
   return trimmed.startsWith("/") ? trimmed : `/${trimmed}`;
-}
-
-function corsMiddleware(http: HttpOptions) {
-  const any = http.corsAllowOrigins.includes("*");
-  const handler = cors({
-    // With credentials a literal "*" is not allowed by browsers: echo the origin instead.
-    origin: any ? (http.corsAllowCredentials ? (origin) => origin : "*") : http.corsAllowOrigins,
-    credentials: http.corsAllowCredentials,
-    exposeHeaders: EXPOSE_HEADERS,
-    allowMethods: ["GET", "HEAD", "PUT", "POST", "DELETE", "PATCH", "OPTIONS"],
-  });
-  if (!http.allowPrivateNetwork) return handler;
-  return async (c: Parameters<typeof handler>[0], next: Parameters<typeof handler>[1]) => {
-    // Chrome's Private Network Access preflight: allow pages on public origins to reach this server.
-    if (c.req.method === "OPTIONS" && c.req.header("Access-Control-Request-Private-Network") === "true") {
-      c.header("Access-Control-Allow-Private-Network", "true");
-    }
-    return handler(c, next);
-  };
 }

@@ -1,3 +1,5 @@
+import type { AuthContext, AuthProvider } from "../auth/types.js";
+import type { CronService } from "../crons/service.js";
 import type { GraphRegistry } from "../graphs/registry.js";
 import type { Logger } from "../lib/logger.js";
 import type { RunQueue } from "../queue/run-queue.js";
@@ -31,6 +33,32 @@ export interface HttpOptions {
   allowPrivateNetwork: boolean;
   /** Enables POST /internal/truncate (test suites only). */
   enableTruncate: boolean;
+  /** langgraph.json `http.app`: a Hono app mounted before the built-in routes. */
+  custom?: CustomRoutes | null;
+  /** langgraph.json `http.disable_*`: built-in route groups switched off. */
+  disable?: Partial<Record<"assistants" | "threads" | "runs" | "store" | "meta", boolean>>;
+  /** langgraph.json `http.cors`, merged over the CORS_* environment. */
+  cors?: CorsFileOptions | null;
+}
+
+/** A user's Hono app (any copy of Hono: only its route list is read) and how auth applies to it. */
+export interface CustomRoutes {
+  app: { routes: unknown[]; fetch: unknown };
+  /** `http.enable_custom_route_auth`: authenticate custom routes too. @defaultValue false */
+  enableCustomRouteAuth: boolean;
+  /** `http.middleware_order`: whether the app's middleware runs before authentication. @defaultValue "middleware_first" */
+  middlewareOrder: "middleware_first" | "auth_first";
+}
+
+/** langgraph.json `http.cors` (api.md §5.1). */
+export interface CorsFileOptions {
+  allow_origins?: string[];
+  allow_methods?: string[];
+  allow_headers?: string[];
+  allow_credentials?: boolean;
+  allow_origin_regex?: string;
+  expose_headers?: string[];
+  max_age?: number;
 }
 
 /** Everything the HTTP API needs, injected by the caller (src/bin). */
@@ -49,6 +77,10 @@ export interface AppDeps {
   queue: RunQueue;
   bus: RunStreamBus;
   graphs: GraphRegistry;
+  /** Crons: rows plus their job schedulers. */
+  crons: CronService;
+  /** Custom auth (langgraph.json `auth`) or the API key check; null = every request is allowed. */
+  auth?: AuthProvider | null;
   /** Deletes every checkpoint of a thread (the checkpointer owns those tables). */
   deleteCheckpoints: (threadId: string) => Promise<void>;
   /** Answers /ok?check_db=1. */
@@ -68,5 +100,7 @@ export interface AppDeps {
 declare module "hono" {
   interface ContextVariableMap {
     deps: AppDeps;
+    /** The authenticated user; null or unset when auth is off or the route is open. */
+    auth: AuthContext | null;
   }
 }

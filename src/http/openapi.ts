@@ -80,6 +80,22 @@ const components: Record<string, z.ZodType> = {
     created_at: z.string(),
     updated_at: z.string(),
   }),
+  Cron: z.object({
+    cron_id: z.string(),
+    assistant_id: z.string(),
+    thread_id: nullableString,
+    on_run_completed: z.enum(["delete", "keep"]).nullable(),
+    end_time: nullableString,
+    schedule: z.string(),
+    timezone: nullableString,
+    created_at: z.string(),
+    updated_at: z.string(),
+    payload: json,
+    user_id: nullableString,
+    next_run_date: nullableString,
+    metadata: json,
+    enabled: z.boolean(),
+  }),
   ErrorResponse: z.object({ detail: z.string() }),
 };
 
@@ -133,6 +149,14 @@ const OPERATIONS: Operation[] = [
   { method: "post", path: "/runs/cancel", tag: "Stateless runs", summary: "Cancel runs by status or ids", body: s.bulkCancelSchema, query: s.bulkCancelQuerySchema, status: 204 },
   { method: "get", path: "/runs/{run_id}/stream", tag: "Stateless runs", summary: "Join a run's stream" },
   { method: "get", path: "/runs/{run_id}/join", tag: "Stateless runs", summary: "Wait for a run's result" },
+
+  { method: "post", path: "/runs/crons", tag: "Crons", summary: "Create a stateless cron (a new thread per run)", body: s.cronCreateSchema, returns: "Cron" },
+  { method: "post", path: `${thread}/runs/crons`, tag: "Crons", summary: "Create a cron on a thread", body: s.cronCreateSchema, returns: "Cron" },
+  { method: "get", path: "/runs/crons/{cron_id}", tag: "Crons", summary: "Get a cron", returns: "Cron" },
+  { method: "patch", path: "/runs/crons/{cron_id}", tag: "Crons", summary: "Patch a cron (end_time null clears it)", body: s.cronPatchSchema, returns: "Cron" },
+  { method: "delete", path: "/runs/crons/{cron_id}", tag: "Crons", summary: "Delete a cron", status: 204 },
+  { method: "post", path: "/runs/crons/search", tag: "Crons", summary: "Search crons", body: s.cronSearchSchema, returns: "Cron", array: true },
+  { method: "post", path: "/runs/crons/count", tag: "Crons", summary: "Count crons", body: s.cronCountSchema },
 
   { method: "put", path: "/store/items", tag: "Store", summary: "Put an item", body: s.storePutSchema, status: 204 },
   { method: "get", path: "/store/items", tag: "Store", summary: "Get an item (null when missing)", query: s.storeGetQuerySchema, returns: "Item" },

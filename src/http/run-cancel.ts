@@ -7,7 +7,7 @@ import type { AppDeps } from "./deps.js";
  * streams end too); running ones get the durable flag plus a live signal to
  * whichever worker holds them.
  */
-export async function cancelRuns(deps: AppDeps, runIds: string[], action: CancelAction): Promise<CancelResult> {
+export async function cancelRuns(deps: Pick<AppDeps, "runs" | "bus" | "queue" | "logger">, runIds: string[], action: CancelAction): Promise<CancelResult> {
   const result = await deps.runs.cancel(runIds, action);
   await Promise.all([
     ...result.running.map((r) => deps.bus.sendControl(r.run_id, action)),

@@ -1,3 +1,4 @@
+import type { AuthContext } from "../auth/types.js";
 import type { Assistant } from "../domain/assistant.js";
 import { badRequest, invalid } from "../domain/errors.js";
 import type { Run, RunKwargs, StreamMode } from "../domain/run.js";
@@ -21,12 +22,19 @@ export function prepareRun(threadId: string | null): PreparedRun {
 
 const isNonEmpty = (o: Record<string, unknown> | null | undefined) => !!o && Object.keys(o).length > 0;
 
+/** What run creation uses (the API, and the cron scheduler through the same path). */
+export type RunCreateDeps = Pick<AppDeps, "assistants" | "graphs" | "runs" | "queue" | "bus" | "logger">;
+
+/** Keys only the server sets: the authenticated user (api.md §6.3 "Run context"). */
+const AUTH_KEYS = ["langgraph_auth_user", "langgraph_auth_user_id", "langgraph_auth_permissions"];
+
 /**
  * Validates and inserts a run, then rings the queue. Merge rules follow the
  * official server (api.md §2.9): assistant config ⊕ request config, with the
- * server's own keys stamped into `configurable`.
+ * server's own keys stamped into `configurable`, including the authenticated
+ * user (`auth`), which a request can never set itself.
  */
-export async function createRun(deps: AppDeps, prepared: PreparedRun, body: RunCreate | RunCreateStateless): Promise<Run> {
+export async function createRun(deps: RunCreateDeps, prepared: PreparedRun, body: RunCreate | RunCreateStateless, auth: AuthContext | null = null): Promise<Run> {
   const b = body as RunCreate;
   if (isNonEmpty(b.config?.configurable) && isNonEmpty(b.context)) {
     throw badRequest("Cannot specify both configurable and context. Prefer setting context alone.");
@@ -50,8 +58,15 @@ export async function createRun(deps: AppDeps, prepared: PreparedRun, body: RunC
       thread_id: prepared.thread_id,
       graph_id: assistant.graph_id,
       assistant_id: assistant.assistant_id,
-    },
+    } as Record<string, unknown>,
   };
+  for (const k of AUTH_KEYS) delete config.configurable[k];
+  if (auth) {
+    config.configurable.user_id ??= auth.user.identity;
+    config.configurable.langgraph_auth_user = auth.user;
+    config.configurable.langgraph_auth_user_id = auth.user.identity;
+    config.configurable.langgraph_auth_permissions = auth.permissions;
+  }
   const temporary = prepared.stateless && (b.on_completion ?? "delete") === "delete";
   const kwargs: RunKwargs = {
     input: b.input ?? null,

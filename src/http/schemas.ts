@@ -1,6 +1,8 @@
 import { z } from "zod";
+import { isTimezone, scheduleProblem } from "../crons/schedule.js";
 import { MULTITASK_STRATEGIES, STREAM_MODES } from "../domain/run.js";
 import { ASSISTANT_FIELDS, ASSISTANT_SORT_FIELDS } from "../storage/assistants.js";
+import { CRON_FIELDS, CRON_SORT_FIELDS } from "../storage/crons.js";
 import { FILTER_OPERATORS } from "../storage/store.js";
 import { THREAD_FIELDS, THREAD_SORT_FIELDS, TTL_STRATEGIES } from "../storage/threads.js";
 
@@ -336,3 +338,59 @@ export const truncateSchema = z.object({
   checkpoint: z.boolean().optional(),
   store: z.boolean().optional(),
 });
+
+// ---- crons -------------------------------------------------------------------------------
+
+const cronSchedule = z
+  .string()
+  .min(1, "is required")
+  .superRefine((v, ctx) => {
+    const problem = scheduleProblem(v);
+    if (problem) ctx.addIssue({ code: "custom", message: problem });
+  });
+const cronTimezone = z.string().refine(isTimezone, { message: "must be an IANA time zone name such as UTC or Europe/Paris" });
+const instant = z.string().refine((v) => !Number.isNaN(Date.parse(v)), { message: "must be an ISO 8601 date-time" });
+
+/** What a cron stores as its payload: the run-create fields (api.md §2.5 CronCreate). */
+const cronRunFields = runCreateBase.omit({ assistant_id: true, command: true, checkpoint_id: true, checkpoint: true, after_seconds: true, on_disconnect: true });
+
+export const cronCreateSchema = cronRunFields.extend({
+  assistant_id: z.string().min(1, "is required"),
+  schedule: cronSchedule,
+  timezone: cronTimezone.nullable().optional(),
+  end_time: instant.nullable().optional(),
+  on_run_completed: z.enum(["delete", "keep"]).optional(),
+  enabled: z.boolean().optional(),
+  if_not_exists: z.enum(["create", "reject"]).optional(),
+});
+
+/** Omitted fields stay as they are; `end_time: null` (and `timezone: null`) clear. */
+export const cronPatchSchema = cronRunFields.partial().extend({
+  schedule: cronSchedule.optional(),
+  timezone: cronTimezone.nullable().optional(),
+  end_time: instant.nullable().optional(),
+  on_run_completed: z.enum(["delete", "keep"]).optional(),
+  enabled: z.boolean().optional(),
+});
+
+export const cronSearchSchema = z.object({
+  assistant_id: z.string().min(1).optional(),
+  thread_id: uuid.optional(),
+  enabled: z.boolean().optional(),
+  metadata: record.optional(),
+  limit: limit(10),
+  offset,
+  sort_by: z.enum(CRON_SORT_FIELDS).default("created_at"),
+  sort_order: z.enum(["asc", "desc"]).default("desc"),
+  select: z.array(z.enum(CRON_FIELDS)).optional(),
+});
+
+export const cronCountSchema = z.object({
+  assistant_id: z.string().min(1).optional(),
+  thread_id: uuid.optional(),
+  enabled: z.boolean().optional(),
+  metadata: record.optional(),
+});
+
+export type CronCreateBody = z.output<typeof cronCreateSchema>;
+export type CronPatchBody = z.output<typeof cronPatchSchema>;

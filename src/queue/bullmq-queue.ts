@@ -3,6 +3,7 @@ import type { Redis } from "ioredis";
 import type { RunQueue, RunQueueConsumer } from "./run-queue.js";
 
 const QUEUE_NAME = "runs";
+const FORCED_CLOSE_WAIT_MS = 1_000;
 
 export type QueueBackend =
   | { kind: "redis"; connection: Redis; prefix: string }
@@ -58,8 +59,9 @@ export function createBullmqQueue(backend: QueueBackend, onError: (err: unknown)
           name: "run",
           data: { run_id: d.run_id },
           opts: {
-            // One job per run at a time: re-dispatching a queued run is a no-op.
-            jobId: d.run_id,
+            // One job per run and attempt: re-dispatching a queued run is a no-op, but a job
+            // left "active" by a worker that died cannot swallow the next attempt's dispatch.
+            jobId: d.attempt ? `${d.run_id}.${d.attempt}` : d.run_id,
             delay: d.delay_ms > 0 ? d.delay_ms : undefined,
             removeOnComplete: true,
             removeOnFail: true,
@@ -76,7 +78,14 @@ export function createBullmqQueue(backend: QueueBackend, onError: (err: unknown)
       await worker.waitUntilReady();
       let closing: Promise<void> | null = null;
       return {
-        close: (force = false) => (closing ??= worker.close(force)),
+        close: (force = false) => {
+          closing ??= worker.close(force);
+          if (!force) return closing;
+          // BullMQ memoizes close(), so a graceful close cannot be escalated, and it can hang
+          // for good: if the worker's blocking connection is "reconnecting" (Redis restarted),
+          // ioredis never emits the "end" BullMQ waits for. Forced: stop waiting after a moment.
+          return Promise.race([closing, new Promise<void>((r) => setTimeout(r, FORCED_CLOSE_WAIT_MS).unref())]);
+        },
       };
     },
 

@@ -3,6 +3,8 @@ import { systemAssistantId } from "../domain/assistant.js";
 import { conflict, notFound } from "../domain/errors.js";
 import { isUuid } from "../lib/uuid.js";
 import type { Sql } from "./db.js";
+import type { JsonCondition } from "./json-conditions.js";
+import { jsonConditions } from "./json-conditions.js";
 
 const COLUMNS = ["assistant_id", "graph_id", "config", "context", "metadata", "name", "description", "version", "created_at", "updated_at"] as const;
 const VERSION_COLUMNS = ["assistant_id", "graph_id", "config", "context", "metadata", "name", "description", "version", "created_at"] as const;
@@ -19,6 +21,8 @@ export interface AssistantFilter {
   graph_id?: string;
   /** Case-insensitive substring of the name. */
   name?: string;
+  /** Authorization filters on metadata (api.md §6.3). */
+  auth?: readonly JsonCondition[];
 }
 
 export interface AssistantSearch extends AssistantFilter {
@@ -57,7 +61,8 @@ export function createAssistantsRepo(sql: Sql) {
     WHERE true
     ${q.metadata ? sql`AND metadata @> ${sql.json(q.metadata as never)}` : sql``}
     ${q.graph_id ? sql`AND graph_id = ${q.graph_id}` : sql``}
-    ${q.name ? sql`AND name ILIKE ${`%${likeLiteral(q.name)}%`} ESCAPE '\\'` : sql``}`;
+    ${q.name ? sql`AND name ILIKE ${`%${likeLiteral(q.name)}%`} ESCAPE '\\'` : sql``}
+    ${jsonConditions(sql, sql`metadata`, q.auth, true)}`;
 
   return {
     /** One assistant per graph, id = UUIDv5(graph id); created once, never overwritten. */
@@ -185,11 +190,15 @@ export function createAssistantsRepo(sql: Sql) {
     },
 
     /** Versions newest first, optionally filtered by metadata containment. */
-    async versions(id: string, q: { metadata?: Record<string, unknown>; limit: number; offset: number }): Promise<AssistantVersion[]> {
+    async versions(
+      id: string,
+      q: { metadata?: Record<string, unknown>; limit: number; offset: number; auth?: readonly JsonCondition[] },
+    ): Promise<AssistantVersion[]> {
       const rows = await sql<AssistantVersion[]>`
         SELECT ${sql(VERSION_COLUMNS)} FROM assistant_version
         WHERE assistant_id = ${id}
         ${q.metadata ? sql`AND metadata @> ${sql.json(q.metadata as never)}` : sql``}
+        ${jsonConditions(sql, sql`metadata`, q.auth)}
         ORDER BY version DESC LIMIT ${q.limit} OFFSET ${q.offset}`;
       return [...rows];
     },

@@ -36,6 +36,12 @@ export interface Dispatch {
   run_id: string;
   thread_id: string;
   delay_ms: number;
+  /**
+   * Attempts made so far (0 for a new run). Part of the queue's job id: the job
+   * of an attempt whose worker died stays "active" in the queue until the queue
+   * notices it stalled, and must not swallow the dispatch of the next attempt.
+   */
+  attempt?: number;
 }
 
 export interface CancelResult {
@@ -199,7 +205,7 @@ export function createRunsRepo(sql: Sql) {
     /** Runs that should be on the queue: the head pending run of each idle thread. */
     async dispatchable(limit: number): Promise<Dispatch[]> {
       return sql<Dispatch[]>`
-        SELECT DISTINCT ON (r.thread_id) r.run_id, r.thread_id,
+        SELECT DISTINCT ON (r.thread_id) r.run_id, r.thread_id, r.attempt,
           greatest(0, extract(epoch FROM r.created_at - now()) * 1000)::int AS delay_ms
         FROM run r
         WHERE r.status = 'pending'
@@ -213,7 +219,7 @@ export function createRunsRepo(sql: Sql) {
      * attempt, or `error` once attempts are exhausted. Returns the ones to re-dispatch.
      */
     async reclaimExpired(maxAttempts: number): Promise<{ requeued: Dispatch[]; failed: string[] }> {
-      const rows = await sql<{ run_id: string; thread_id: string; status: RunStatus }[]>`
+      const rows = await sql<{ run_id: string; thread_id: string; status: RunStatus; attempt: number }[]>`
         UPDATE run SET
           status = CASE WHEN attempt >= ${maxAttempts} THEN 'error' ELSE 'pending' END,
           lease_owner = NULL, lease_expires_at = NULL, updated_at = now(),
@@ -221,7 +227,7 @@ export function createRunsRepo(sql: Sql) {
         WHERE run_id IN (
           SELECT run_id FROM run WHERE status = 'running' AND lease_expires_at < now()
           FOR UPDATE SKIP LOCKED)
-        RETURNING run_id, thread_id, status`;
+        RETURNING run_id, thread_id, status, attempt`;
       const failed = rows.filter((r) => r.status === "error");
       for (const r of failed) {
         await sql`
@@ -232,7 +238,7 @@ export function createRunsRepo(sql: Sql) {
           WHERE thread_id = ${r.thread_id}`;
       }
       return {
-        requeued: rows.filter((r) => r.status === "pending").map((r) => ({ run_id: r.run_id, thread_id: r.thread_id, delay_ms: 0 })),
+        requeued: rows.filter((r) => r.status === "pending").map((r) => ({ run_id: r.run_id, thread_id: r.thread_id, delay_ms: 0, attempt: r.attempt })),
         failed: failed.map((r) => r.run_id),
       };
     },
@@ -317,7 +323,7 @@ export function createRunsRepo(sql: Sql) {
       const [row] = await sql<Dispatch[]>`
         UPDATE run SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL, updated_at = now()
         WHERE run_id = ${runId} AND lease_owner = ${owner} AND status = 'running'
-        RETURNING run_id, thread_id, 0 AS delay_ms`;
+        RETURNING run_id, thread_id, 0 AS delay_ms, attempt`;
       return row ?? null;
     },
 
@@ -352,7 +358,7 @@ async function settleThread(sql: Sql, threadId: string): Promise<Dispatch | null
 
 async function nextPendingFor(sql: Sql, threadId: string): Promise<Dispatch | null> {
   const [row] = await sql<Dispatch[]>`
-    SELECT run_id, thread_id, greatest(0, extract(epoch FROM created_at - now()) * 1000)::int AS delay_ms
+    SELECT run_id, thread_id, attempt, greatest(0, extract(epoch FROM created_at - now()) * 1000)::int AS delay_ms
     FROM run WHERE thread_id = ${threadId} AND status = 'pending'
     ORDER BY created_at, run_id LIMIT 1`;
   return row ?? null;

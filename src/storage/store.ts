@@ -1,5 +1,7 @@
 import { invalid } from "../domain/errors.js";
 import type { Sql } from "./db.js";
+import type { JsonCondition } from "./json-conditions.js";
+import { jsonConditions } from "./json-conditions.js";
 
 /** A store item as the API returns it. */
 export interface StoreItem {
@@ -27,6 +29,8 @@ export interface StoreSearch {
   limit: number;
   offset: number;
   refreshTtl: boolean;
+  /** Authorization filters on `{...value, namespace, key}` (api.md §6.3). */
+  auth?: readonly JsonCondition[];
 }
 
 export interface NamespaceQuery {
@@ -37,6 +41,8 @@ export interface NamespaceQuery {
   maxDepth?: number;
   limit: number;
   offset: number;
+  /** Only namespaces holding an item these authorization filters let through. */
+  auth?: readonly JsonCondition[];
 }
 
 /**
@@ -62,6 +68,8 @@ export function filterConditions(filter: Record<string, unknown>): FilterConditi
 
 const COLUMNS = ["namespace", "key", "value", "created_at", "updated_at"] as const;
 const notExpired = (sql: Sql) => sql`(expires_at IS NULL OR expires_at > now())`;
+/** The document authorization filters see: the value, with `namespace` and `key` winning over value keys of those names. */
+const authDocument = (sql: Sql) => sql`(value || jsonb_build_object('namespace', to_jsonb(namespace), 'key', to_jsonb(key)))`;
 const likeLiteral = (s: string) => s.replace(/[\\%_]/g, (ch) => `\\${ch}`);
 
 /**
@@ -141,7 +149,7 @@ export function createStoreRepo(sql: Sql) {
 
     /** Live items under a namespace prefix matching every filter condition, newest write first. */
     async search(q: StoreSearch): Promise<StoreItem[]> {
-      let where = sql`${prefixMatch(q.namespacePrefix)} AND ${notExpired(sql)}`;
+      let where = sql`${prefixMatch(q.namespacePrefix)} AND ${notExpired(sql)} ${jsonConditions(sql, authDocument(sql), q.auth)}`;
       for (const c of q.filter) where = sql`${where} AND ${condition(c)}`;
       const rows = await sql<(StoreItem & { prefix: string })[]>`
         SELECT ${sql(COLUMNS)}, prefix FROM store_item WHERE ${where}
@@ -157,7 +165,7 @@ export function createStoreRepo(sql: Sql) {
 
     /** Distinct namespaces (truncated to maxDepth), sorted. */
     async listNamespaces(q: NamespaceQuery): Promise<string[][]> {
-      let where = notExpired(sql);
+      let where = sql`${notExpired(sql)} ${jsonConditions(sql, authDocument(sql), q.auth)}`;
       if (q.prefix?.length) where = sql`${where} AND ${labelMatch(q.prefix, "start")}`;
       if (q.suffix?.length) where = sql`${where} AND ${labelMatch(q.suffix, "end")}`;
       const ns = q.maxDepth ? sql`namespace[1:${q.maxDepth}::int]` : sql`namespace`;

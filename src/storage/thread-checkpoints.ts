@@ -1,18 +1,7 @@
 import type { Thread } from "../domain/assistant.js";
 import type { Sql } from "./db.js";
+import { THREAD_COLUMNS } from "./threads.js";
 
-const THREAD_COLUMNS = [
-  "thread_id",
-  "created_at",
-  "updated_at",
-  "state_updated_at",
-  "metadata",
-  "config",
-  "status",
-  "values",
-  "interrupts",
-  "error",
-] as const;
 
 /**
  * Whole-thread operations on the checkpointer's tables

@@ -2,8 +2,11 @@ import type { Thread } from "../domain/assistant.js";
 import { conflict } from "../domain/errors.js";
 import type { ThreadStatus } from "../domain/run.js";
 import type { Sql } from "./db.js";
+import type { JsonCondition } from "./json-conditions.js";
+import { jsonConditions } from "./json-conditions.js";
 
-const COLUMNS = [
+/** A thread row as the API returns it. */
+export const THREAD_COLUMNS = [
   "thread_id",
   "created_at",
   "updated_at",
@@ -17,7 +20,7 @@ const COLUMNS = [
 ] as const;
 
 /** Fields a search may `select` (and the order they come back in). */
-export const THREAD_FIELDS = COLUMNS;
+export const THREAD_FIELDS = THREAD_COLUMNS;
 export type ThreadField = (typeof THREAD_FIELDS)[number];
 
 export const THREAD_SORT_FIELDS = ["thread_id", "status", "created_at", "updated_at", "state_updated_at"] as const;
@@ -43,6 +46,8 @@ export interface ThreadFilter {
   values?: Record<string, unknown>;
   status?: ThreadStatus;
   ids?: string[];
+  /** Authorization filters on metadata (api.md §6.3). */
+  auth?: readonly JsonCondition[];
 }
 
 export interface ThreadSearch extends ThreadFilter {
@@ -59,7 +64,8 @@ export function createThreadsRepo(sql: Sql) {
     ${q.metadata ? sql`AND metadata @> ${sql.json(q.metadata as never)}` : sql``}
     ${q.values ? sql`AND "values" @> ${sql.json(q.values as never)}` : sql``}
     ${q.status ? sql`AND status = ${q.status}` : sql``}
-    ${q.ids ? sql`AND thread_id = ANY(${q.ids}::uuid[])` : sql``}`;
+    ${q.ids ? sql`AND thread_id = ANY(${q.ids}::uuid[])` : sql``}
+    ${jsonConditions(sql, sql`metadata`, q.auth, true)}`;
 
   return {
     async create(input: {
@@ -72,7 +78,7 @@ export function createThreadsRepo(sql: Sql) {
         INSERT INTO thread (thread_id, metadata, ttl_minutes, ttl_strategy)
         VALUES (${input.thread_id}, ${sql.json(input.metadata as never)}, ${input.ttl?.ttl ?? null}, ${input.ttl?.strategy ?? null})
         ON CONFLICT (thread_id) DO NOTHING
-        RETURNING ${sql(COLUMNS)}`;
+        RETURNING ${sql(THREAD_COLUMNS)}`;
       if (row) return row;
       if (input.if_exists === "raise") throw conflict(`Thread with ID ${input.thread_id} already exists`);
       const existing = await this.get(input.thread_id);
@@ -81,7 +87,7 @@ export function createThreadsRepo(sql: Sql) {
     },
 
     async get(threadId: string): Promise<Thread | null> {
-      const [row] = await sql<Thread[]>`SELECT ${sql(COLUMNS)} FROM thread WHERE thread_id = ${threadId}`;
+      const [row] = await sql<Thread[]>`SELECT ${sql(THREAD_COLUMNS)} FROM thread WHERE thread_id = ${threadId}`;
       return row ?? null;
     },
 
@@ -105,7 +111,7 @@ export function createThreadsRepo(sql: Sql) {
           ${p.ttl !== undefined ? sql`ttl_minutes = ${p.ttl?.ttl ?? null}, ttl_strategy = ${p.ttl?.strategy ?? null},` : sql``}
           updated_at = now()
         WHERE thread_id = ${threadId}
-        RETURNING ${sql(COLUMNS)}`;
+        RETURNING ${sql(THREAD_COLUMNS)}`;
       return row ?? null;
     },
 
@@ -113,7 +119,7 @@ export function createThreadsRepo(sql: Sql) {
       const w = where(q);
       // sort_by and select are checked against fixed lists by the caller; sql() quotes them as identifiers.
       const order = q.sort_order === "asc" ? sql`ASC` : sql`DESC`;
-      const cols = q.select?.length ? q.select : COLUMNS;
+      const cols = q.select?.length ? q.select : THREAD_COLUMNS;
       const [items, [count]] = await Promise.all([
         sql<Partial<Thread>[]>`SELECT ${sql(cols as string[])} FROM thread ${w}
           ORDER BY ${sql(q.sort_by)} ${order}, thread_id ${order} LIMIT ${q.limit} OFFSET ${q.offset}`,

@@ -53,13 +53,29 @@ export function createRedisBus(opts: {
   // One subscriber connection per process, shared by every local listener.
   let subscriber: Redis | null = null;
   const listeners = new Map<string, Set<(message: string) => void>>();
+  /** Open subscriptions, to catch up from their logs after the subscriber reconnected. */
+  const catchUps = new Set<() => void>();
   const getSubscriber = (): Redis => {
     if (!subscriber) {
-      subscriber = client.duplicate();
-      subscriber.on("error", (err) => opts.onError?.(err));
-      subscriber.on("message", (channel: string, message: string) => {
+      const s = client.duplicate();
+      subscriber = s;
+      s.on("error", (err) => opts.onError?.(err));
+      s.on("message", (channel: string, message: string) => {
         const set = listeners.get(channel);
         if (set) for (const l of set) l(message);
+      });
+      // After a reconnect (Redis restarted, network blip) ioredis has re-sent SUBSCRIBE by the
+      // time "ready" fires; once a PING behind it answers, the channels are live again. Events
+      // published while the connection was down never arrive by pub/sub, and the last of them
+      // may be the end of the run: read them from each open subscription's log.
+      s.on("ready", () => {
+        if (catchUps.size === 0) return;
+        s.ping().then(
+          () => {
+            for (const catchUp of catchUps) catchUp();
+          },
+          (err: unknown) => opts.onError?.(err),
+        );
       });
     }
     return subscriber;
@@ -189,6 +205,8 @@ export function createRedisBus(opts: {
           if (last[1][1] === END_EVENT) queue.end();
         } else lastSeen = "0-0";
       }
+      const catchUp = () => void fill();
+      catchUps.add(catchUp);
       return {
         [Symbol.asyncIterator]: () => queue[Symbol.asyncIterator](),
         drainAndStop: () => {
@@ -196,6 +214,7 @@ export function createRedisBus(opts: {
           void fill();
         },
         close: async () => {
+          catchUps.delete(catchUp);
           queue.end();
           await unlisten();
         },
@@ -212,6 +231,7 @@ export function createRedisBus(opts: {
 
     async close() {
       listeners.clear();
+      catchUps.clear();
       const s = subscriber;
       subscriber = null;
       if (s) await s.quit().catch(() => s.disconnect());

@@ -478,7 +478,8 @@ describe("runs repo: heartbeat, finish, release, reclaim", () => {
     const c = await createRun(t.thread_id);
     await runs.claim(a.run_id, "w1", 30);
     const res = await runs.finish(finishInput(a.run_id, "w1", { values: { x: 1 } }));
-    expect(res).toEqual({ finished: true, next: { run_id: b.run_id, thread_id: t.thread_id, delay_ms: 0 } });
+    // attempt: how many times the run was tried so far (part of its queue job id).
+    expect(res).toEqual({ finished: true, next: { run_id: b.run_id, thread_id: t.thread_id, delay_ms: 0, attempt: 0 } });
     expect(await threads.get(t.thread_id)).toMatchObject({ status: "busy", values: { x: 1 } });
     await runs.claim(b.run_id, "w1", 30);
     expect((await runs.finish(finishInput(b.run_id, "w1"))).next?.run_id).toBe(c.run_id);
@@ -509,7 +510,7 @@ describe("runs repo: heartbeat, finish, release, reclaim", () => {
     const run = await createRun(t.thread_id);
     await runs.claim(run.run_id, "w1", 30);
     expect(await runs.release(run.run_id, "other")).toBeNull();
-    expect(await runs.release(run.run_id, "w1")).toEqual({ run_id: run.run_id, thread_id: t.thread_id, delay_ms: 0 });
+    expect(await runs.release(run.run_id, "w1")).toEqual({ run_id: run.run_id, thread_id: t.thread_id, delay_ms: 0, attempt: 1 });
     expect(await runRow(run.run_id)).toMatchObject({ status: "pending", lease_owner: null, lease_expires_at: null, attempt: 1 });
     expect(await runs.release(run.run_id, "w1")).toBeNull();
     expect(await runs.claim(run.run_id, "w2", 30)).toMatchObject({ attempt: 2, lease_owner: "w2" });
@@ -524,7 +525,7 @@ describe("runs repo: heartbeat, finish, release, reclaim", () => {
     await runs.claim(run.run_id, "dead1", 30);
     await expireLease(run.run_id);
     let res = await runs.reclaimExpired(2);
-    expect(res.requeued).toContainEqual({ run_id: run.run_id, thread_id: t.thread_id, delay_ms: 0 });
+    expect(res.requeued).toContainEqual({ run_id: run.run_id, thread_id: t.thread_id, delay_ms: 0, attempt: 1 });
     expect(res.failed).not.toContain(run.run_id);
     expect(res.requeued.map((d) => d.run_id)).not.toContain(healthy.run_id);
     expect(await runRow(run.run_id)).toMatchObject({ status: "pending", attempt: 1, lease_owner: null });
@@ -564,7 +565,7 @@ describe("runs repo: heartbeat, finish, release, reclaim", () => {
     await runs.claim(b1.run_id, "w1", 30);
     const list = await runs.dispatchable(10_000);
     const mine = list.filter((d) => d.thread_id === t1.thread_id || d.thread_id === t2.thread_id);
-    expect(mine).toEqual([{ run_id: a1.run_id, thread_id: t1.thread_id, delay_ms: 0 }]);
+    expect(mine).toEqual([{ run_id: a1.run_id, thread_id: t1.thread_id, delay_ms: 0, attempt: 0 }]);
   });
 
   it("failExhausted records an error outcome", async () => {

@@ -2,9 +2,10 @@ import type { Context } from "hono";
 import { Hono } from "hono";
 import type { Assistant } from "../../domain/assistant.js";
 import { systemAssistantId } from "../../domain/assistant.js";
-import { invalid, notFound } from "../../domain/errors.js";
+import { conflict, invalid, notFound } from "../../domain/errors.js";
 import { drawableGraph, graphSchemas, subgraphsOf } from "../../graphs/introspect.js";
 import { isUuid } from "../../lib/uuid.js";
+import { authorize, ensureVisible, matchesFilters } from "../authorize.js";
 import {
   assistantCountSchema,
   assistantCreateSchema,
@@ -26,42 +27,56 @@ export function assistantRoutes(): Hono {
     const b = await body(c, assistantCreateSchema);
     const deps = c.var.deps;
     requireGraph(c, b.graph_id);
-    const assistant = await deps.assistants.create({
+    // The handler may stamp the value (e.g. metadata.owner): what it leaves is what is created.
+    const value = {
       assistant_id: b.assistant_id?.toLowerCase() ?? crypto.randomUUID(),
       graph_id: b.graph_id,
       config: b.config ?? {},
       context: b.context ?? {},
-      metadata: b.metadata ?? {},
+      metadata: { ...(b.metadata ?? {}) },
+      if_exists: b.if_exists ?? "raise",
       name: b.name ?? "Untitled",
       description: b.description ?? null,
-      if_exists: b.if_exists ?? "raise",
-    });
+    };
+    const filters = await authorize(c, "assistants", "create", value);
+    const assistant = await deps.assistants.create({ ...value, metadata: value.metadata ?? {} });
+    // do_nothing hands back an existing assistant: one the filters exclude stays hidden.
+    if (!matchesFilters(assistant.metadata, filters)) throw conflict(`Assistant ${value.assistant_id} already exists`);
     return c.json(assistant);
   });
 
   app.post("/assistants/search", async (c) => {
     const b = await body(c, assistantSearchSchema);
-    const { items, total } = await c.var.deps.assistants.search(b);
+    const filters = await authorize(c, "assistants", "search", {
+      graph_id: b.graph_id ?? null,
+      metadata: b.metadata ?? {},
+      name: b.name ?? null,
+      limit: b.limit,
+      offset: b.offset,
+    });
+    const { items, total } = await c.var.deps.assistants.search({ ...b, auth: filters ?? undefined });
     setPagination(c, b.offset, items.length, total);
     return c.json(items);
   });
 
   app.post("/assistants/count", async (c) => {
     const b = await body(c, assistantCountSchema);
-    return c.json(await c.var.deps.assistants.count(b));
+    const filters = await authorize(c, "assistants", "search", { graph_id: b.graph_id ?? null, metadata: b.metadata ?? {}, name: b.name ?? null });
+    return c.json(await c.var.deps.assistants.count({ ...b, auth: filters ?? undefined }));
   });
 
   app.get("/assistants/:assistant_id", async (c) => c.json(await getAssistant(c)));
 
   app.patch("/assistants/:assistant_id", async (c) => {
-    const current = await getAssistant(c);
     const b = await body(c, assistantPatchSchema);
+    const value: Record<string, unknown> = { ...b, metadata: b.metadata ? { ...b.metadata } : b.metadata };
+    const current = await getAssistant(c, "update", value);
     if (b.graph_id !== undefined) requireGraph(c, b.graph_id);
     const updated = await c.var.deps.assistants.patch(current.assistant_id, {
       graph_id: b.graph_id,
       config: b.config ?? undefined,
       context: b.context ?? undefined,
-      metadata: b.metadata ?? undefined,
+      metadata: (value.metadata as Record<string, unknown> | null | undefined) ?? undefined,
       name: b.name ?? undefined,
       description: b.description,
     });
@@ -71,8 +86,8 @@ export function assistantRoutes(): Hono {
 
   app.delete("/assistants/:assistant_id", async (c) => {
     const deps = c.var.deps;
-    const id = assistantIdOf(c);
     const q = query(c, assistantDeleteQuerySchema);
+    const id = (await getAssistant(c, "delete")).assistant_id;
     if (!(await deps.assistants.delete(id))) throw notFound("Assistant not found");
     if (q.delete_threads) {
       for (const threadId of await deps.threads.idsForAssistant(id)) await deleteThread(deps, threadId);
@@ -82,17 +97,20 @@ export function assistantRoutes(): Hono {
 
   app.post("/assistants/:assistant_id/versions", async (c) => {
     const deps = c.var.deps;
-    const id = assistantIdOf(c);
     const b = await body(c, assistantVersionsSchema);
-    const versions = await deps.assistants.versions(id, b);
-    if (versions.length === 0 && !(await deps.assistants.get(id))) throw notFound("Assistant not found");
-    return c.json(versions);
+    const id = assistantIdOf(c);
+    const filters = await authorize(c, "assistants", "read", { assistant_id: id });
+    const current = await deps.assistants.get(id);
+    if (!current) throw notFound("Assistant not found");
+    ensureVisible(filters, current.metadata, "Assistant not found");
+    // Older versions are filtered too: a version the filters exclude does not leak.
+    return c.json(await deps.assistants.versions(id, { ...b, auth: filters ?? undefined }));
   });
 
   app.post("/assistants/:assistant_id/latest", async (c) => {
     const deps = c.var.deps;
-    const id = assistantIdOf(c);
     const b = await body(c, assistantLatestSchema);
+    const id = (await getAssistant(c, "update", { version: b.version })).assistant_id;
     const updated = await deps.assistants.setLatest(id, b.version);
     if (updated) return c.json(updated);
     if (!(await deps.assistants.get(id))) throw notFound("Assistant not found");
@@ -138,9 +156,13 @@ function assistantIdOf(c: Context): string {
   return raw.toLowerCase();
 }
 
-async function getAssistant(c: Context): Promise<Assistant> {
-  const found = await c.var.deps.assistants.get(assistantIdOf(c));
+/** The path's assistant, authorized as `assistants:<action>`; one the filters exclude is "not found". */
+async function getAssistant(c: Context, action: "read" | "update" | "delete" = "read", value: Record<string, unknown> = {}): Promise<Assistant> {
+  const id = assistantIdOf(c);
+  const filters = await authorize(c, "assistants", action, { ...value, assistant_id: id });
+  const found = await c.var.deps.assistants.get(id);
   if (!found) throw notFound("Assistant not found");
+  ensureVisible(filters, found.metadata, "Assistant not found");
   return found;
 }
 

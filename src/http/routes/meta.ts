@@ -32,7 +32,7 @@ export function metaRoutes(opts: MetaOptions): Hono {
       version: c.var.deps.version,
       langgraph_js_version: c.var.deps.version,
       context: "js",
-      flags: { assistants: true, crons: false, langsmith: c.var.deps.tracingEnabled, langsmith_tracing_replicas: true },
+      flags: { assistants: true, crons: true, langsmith: c.var.deps.tracingEnabled, langsmith_tracing_replicas: true },
       host: { kind: "self-hosted", project_id: null, host_revision_id: null, revision_id: null, tenant_id: null },
     }),
   );

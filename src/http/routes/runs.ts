@@ -6,8 +6,11 @@ import { isTerminal } from "../../domain/run.js";
 import type { Run } from "../../domain/run.js";
 import type { Subscription } from "../../stream/bus.js";
 import { toJson } from "../../stream/serialize.js";
+import { authorize, ensureVisible, matchesFilters } from "../authorize.js";
 import type { AppDeps } from "../deps.js";
-import { createRun, prepareRun, runPath } from "../run-create.js";
+import { createRunAuthorized } from "../run-auth.js";
+import type { PreparedRun } from "../run-create.js";
+import { prepareRun, runPath } from "../run-create.js";
 import {
   bulkCancelQuerySchema,
   bulkCancelSchema,
@@ -29,7 +32,7 @@ export function runRoutes(): Hono {
   app.post("/threads/:thread_id/runs", async (c) => {
     const threadId = uuidParam(c, "thread_id");
     const b = await body(c, runCreateStatefulSchema);
-    const run = await createRun(c.var.deps, prepareRun(threadId), b);
+    const run = await createAs(c, prepareRun(threadId), b);
     c.header("Content-Location", runPath(run, false));
     return c.json(run);
   });
@@ -47,7 +50,10 @@ export function runRoutes(): Hono {
   app.get("/threads/:thread_id/runs", async (c) => {
     const threadId = uuidParam(c, "thread_id");
     const deps = c.var.deps;
-    if (!(await deps.threads.get(threadId))) throw notFound(`Thread with ID ${threadId} not found`);
+    const filters = await authorize(c, "threads", "search", { thread_id: threadId, metadata: {}, status: null });
+    const thread = await deps.threads.get(threadId);
+    if (!thread) throw notFound(`Thread with ID ${threadId} not found`);
+    ensureVisible(filters, thread.metadata, `Thread with ID ${threadId} not found`);
     const limit = Math.min(1000, Math.max(1, Number(c.req.query("limit") ?? 10) || 10));
     const offset = Math.max(0, Number(c.req.query("offset") ?? 0) || 0);
     return c.json(await deps.runs.list(threadId, limit, offset));
@@ -69,8 +75,8 @@ export function runRoutes(): Hono {
   });
 
   app.post("/threads/:thread_id/runs/:run_id/cancel", async (c) => {
-    const run = await getRun(c, uuidParam(c, "thread_id"));
     const q = query(c, cancelQuerySchema);
+    const run = await getRun(c, uuidParam(c, "thread_id"), "update", { action: q.action });
     const deps = c.var.deps;
     // Subscribe first so the end of the run cannot slip past a waiting caller.
     const sub = q.wait ? await deps.bus.subscribe(run.run_id, {}) : null;
@@ -91,6 +97,8 @@ export function runRoutes(): Hono {
     const threadId = uuidParam(c, "thread_id");
     const runId = uuidParam(c, "run_id");
     const deps = c.var.deps;
+    const filters = await authorize(c, "threads", "delete", { thread_id: threadId, run_id: runId });
+    if (filters) ensureVisible(filters, (await deps.threads.get(threadId))?.metadata, `Run ${runId} not found`);
     const result = await deps.runs.delete(threadId, runId);
     if (result === "missing") throw notFound(`Run ${runId} not found`);
     if (result === "active") throw conflict(`Run ${runId} is still pending or running: cancel it first`);
@@ -104,7 +112,7 @@ export function runRoutes(): Hono {
     const deps = c.var.deps;
     // Validated as a whole first, then created one by one (each is its own transaction).
     const runs = [];
-    for (const item of items) runs.push(await createRun(deps, prepareRun(null), item));
+    for (const item of items) runs.push(await createRunAuthorized(deps, c.get("auth") ?? null, prepareRun(null), item));
     return c.json(runs);
   });
 
@@ -112,7 +120,12 @@ export function runRoutes(): Hono {
     const q = query(c, bulkCancelQuerySchema);
     const filter = await body(c, bulkCancelSchema);
     const deps = c.var.deps;
-    const ids = await deps.runs.activeIds(filter);
+    const filters = await authorize(c, "threads", "update", {
+      thread_id: "thread_id" in filter ? filter.thread_id : null,
+      action: q.action,
+      metadata: "run_ids" in filter ? { run_ids: filter.run_ids } : { status: filter.status },
+    });
+    const ids = await visibleRuns(deps, await deps.runs.activeIds(filter), filters);
     if (ids.length === 0 && "run_ids" in filter) throw notFound("No matching runs found");
     await cancelRuns(deps, ids, q.action);
     return c.body(null, 204);
@@ -120,7 +133,7 @@ export function runRoutes(): Hono {
 
   app.post("/runs", async (c) => {
     const b = await body(c, runCreateStatelessSchema);
-    const run = await createRun(c.var.deps, prepareRun(null), b);
+    const run = await createAs(c, prepareRun(null), b);
     c.header("Content-Location", runPath(run, true));
     return c.json(run);
   });
@@ -134,20 +147,45 @@ export function runRoutes(): Hono {
   return app;
 }
 
-async function getRun(c: Context, threadId: string | null): Promise<Run> {
+/** Creates a run as the request's user (authorization, then the shared creation path). */
+const createAs = (c: Context, prepared: PreparedRun, b: Parameters<typeof createRunAuthorized>[3]) =>
+  createRunAuthorized(c.var.deps, c.get("auth") ?? null, prepared, b);
+
+/** A run, authorized as `threads:<action>` on its thread: one the filters exclude is "not found". */
+async function getRun(c: Context, threadId: string | null, action: "read" | "update" = "read", extra: Record<string, unknown> = {}): Promise<Run> {
   const runId = uuidParam(c, "run_id");
+  const filters = await authorize(c, "threads", action, { thread_id: threadId, run_id: runId, ...extra });
   const run = await c.var.deps.runs.get(threadId, runId);
   if (!run) throw notFound(`Run ${runId} not found`);
+  if (filters) ensureVisible(filters, (await c.var.deps.threads.get(run.thread_id))?.metadata, `Run ${runId} not found`);
   return run;
 }
 
+/** The runs among `ids` whose thread the filters let through. */
+async function visibleRuns(deps: AppDeps, ids: string[], filters: Awaited<ReturnType<typeof authorize>>): Promise<string[]> {
+  if (!filters) return ids;
+  const out: string[] = [];
+  const seen = new Map<string, boolean>();
+  for (const id of ids) {
+    const run = await deps.runs.get(null, id);
+    if (!run) continue;
+    let ok = seen.get(run.thread_id);
+    if (ok === undefined) {
+      ok = matchesFilters((await deps.threads.get(run.thread_id))?.metadata, filters);
+      seen.set(run.thread_id, ok);
+    }
+    if (ok) out.push(id);
+  }
+  return out;
+}
+
 /** Subscribes to the run's stream before inserting it, so the first event (metadata) cannot be missed. */
-async function createSubscribed(c: Context, threadId: string | null, b: Parameters<typeof createRun>[2]) {
+async function createSubscribed(c: Context, threadId: string | null, b: Parameters<typeof createRunAuthorized>[3]) {
   const deps = c.var.deps;
   const prepared = prepareRun(threadId);
   const sub = await deps.bus.subscribe(prepared.run_id, { after: "-1" });
   try {
-    const run = await createRun(deps, prepared, b);
+    const run = await createAs(c, prepared, b);
     return { run, sub, path: runPath(run, prepared.stateless) };
   } catch (err) {
     await sub.close();
@@ -155,7 +193,7 @@ async function createSubscribed(c: Context, threadId: string | null, b: Paramete
   }
 }
 
-async function streamNewRun(c: Context, threadId: string | null, b: Parameters<typeof createRun>[2]) {
+async function streamNewRun(c: Context, threadId: string | null, b: Parameters<typeof createRunAuthorized>[3]) {
   const deps = c.var.deps;
   const { run, sub, path } = await createSubscribed(c, threadId, b);
   return sseResponse(c, sub, {
@@ -166,7 +204,7 @@ async function streamNewRun(c: Context, threadId: string | null, b: Parameters<t
   });
 }
 
-async function waitNewRun(c: Context, threadId: string | null, b: Parameters<typeof createRun>[2]) {
+async function waitNewRun(c: Context, threadId: string | null, b: Parameters<typeof createRunAuthorized>[3]) {
   const { run, sub, path } = await createSubscribed(c, threadId, b);
   c.header("Content-Location", path);
   c.header("Location", `${path}/join`);

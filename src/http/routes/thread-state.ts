@@ -5,6 +5,7 @@ import type { Thread } from "../../domain/assistant.js";
 import { badRequest, conflict, notFound } from "../../domain/errors.js";
 import type { RunnableGraph, StateSnapshotLike } from "../../graphs/registry.js";
 import { toPlain } from "../../stream/serialize.js";
+import { authorize, ensureVisible } from "../authorize.js";
 import type { AppDeps } from "../deps.js";
 import { historySchema, stateAtCheckpointSchema, stateQuerySchema, updateStateSchema } from "../schemas.js";
 import { body, query, uuidParam } from "../validate.js";
@@ -33,7 +34,7 @@ export function threadStateRoutes(): Hono {
   });
 
   app.post("/threads/:thread_id/state", async (c) => {
-    const thread = await getThread(c);
+    const thread = await getThread(c, "update");
     const b = await body(c, updateStateSchema);
     const deps = c.var.deps;
     if (await deps.threads.isBusy(thread.thread_id)) throw conflict("Thread is busy with a run: wait for it or cancel it first");
@@ -117,10 +118,13 @@ export async function cacheState(deps: AppDeps, graph: RunnableGraph, threadId: 
   });
 }
 
-async function getThread(c: Context): Promise<Thread> {
+/** The path's thread, authorized as `threads:<action>`; one the filters exclude is "not found". */
+async function getThread(c: Context, action: "read" | "update" = "read"): Promise<Thread> {
   const threadId = uuidParam(c, "thread_id");
+  const filters = await authorize(c, "threads", action, { thread_id: threadId });
   const thread = await c.var.deps.threads.get(threadId);
   if (!thread) throw notFound(`Thread with ID ${threadId} not found`);
+  ensureVisible(filters, thread.metadata, `Thread with ID ${threadId} not found`);
   return thread;
 }
 

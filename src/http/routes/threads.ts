@@ -2,9 +2,10 @@ import type { Context } from "hono";
 import { Hono } from "hono";
 import type { z } from "zod";
 import type { Thread } from "../../domain/assistant.js";
-import { invalid, isAppError, notFound } from "../../domain/errors.js";
+import { conflict, invalid, isAppError, notFound } from "../../domain/errors.js";
 import type { RunnableGraph } from "../../graphs/registry.js";
 import { uuidv7 } from "../../lib/uuid.js";
+import { authorize, ensureVisible, matchesFilters } from "../authorize.js";
 import type { AppDeps } from "../deps.js";
 import {
   threadCountSchema,
@@ -28,10 +29,18 @@ export function threadRoutes(): Hono {
     const b = await body(c, threadCreateSchema);
     const deps = c.var.deps;
     const threadId = b.thread_id?.toLowerCase() ?? uuidv7();
-    const metadata = b.metadata ?? {};
     const ifExists = b.if_exists ?? "raise";
+    // The handler may stamp the value (e.g. metadata.owner): what it leaves is what is created.
+    const value: Record<string, unknown> = { thread_id: threadId, metadata: { ...(b.metadata ?? {}) }, if_exists: ifExists };
+    const filters = await authorize(c, "threads", "create", value);
+    const metadata = (value.metadata as Record<string, unknown> | null) ?? {};
+    // do_nothing hands back an existing thread: one the filters exclude stays hidden.
+    const visible = (t: Thread) => {
+      if (!matchesFilters(t.metadata, filters)) throw conflict(`Thread with ID ${threadId} already exists`);
+      return t;
+    };
     if (!b.supersteps?.length) {
-      return c.json(await deps.threads.create({ thread_id: threadId, metadata, if_exists: ifExists, ttl: b.ttl }));
+      return c.json(visible(await deps.threads.create({ thread_id: threadId, metadata, if_exists: ifExists, ttl: b.ttl })));
     }
     const graphId = metadata.graph_id;
     if (typeof graphId !== "string" || !deps.graphs.ids.has(graphId)) {
@@ -39,7 +48,7 @@ export function threadRoutes(): Hono {
     }
     if (ifExists === "do_nothing") {
       const existing = await deps.threads.get(threadId);
-      if (existing) return c.json(existing);
+      if (existing) return c.json(visible(existing));
     }
     await deps.threads.create({ thread_id: threadId, metadata, if_exists: ifExists, ttl: b.ttl });
     try {
@@ -55,20 +64,32 @@ export function threadRoutes(): Hono {
 
   app.post("/threads/search", async (c) => {
     const b = await body(c, threadSearchSchema);
-    const { items, total } = await c.var.deps.threads.search(b);
+    const filters = await authorize(c, "threads", "search", {
+      metadata: b.metadata ?? {},
+      values: b.values ?? {},
+      status: b.status ?? null,
+      ids: b.ids ?? null,
+      limit: b.limit,
+      offset: b.offset,
+    });
+    const { items, total } = await c.var.deps.threads.search({ ...b, auth: filters ?? undefined });
     setPagination(c, b.offset, items.length, total);
     return c.json(items);
   });
 
   app.post("/threads/count", async (c) => {
     const b = await body(c, threadCountSchema);
-    return c.json(await c.var.deps.threads.count(b));
+    const filters = await authorize(c, "threads", "search", { metadata: b.metadata ?? {}, values: b.values ?? {}, status: b.status ?? null });
+    return c.json(await c.var.deps.threads.count({ ...b, auth: filters ?? undefined }));
   });
 
   app.post("/threads/prune", async (c) => {
     const b = await body(c, threadPruneSchema);
     const deps = c.var.deps;
-    const ids = [...new Set(b.thread_ids.map((id) => id.toLowerCase()))];
+    const filters = await authorize(c, "threads", "delete", { thread_id: null, thread_ids: b.thread_ids, strategy: b.strategy });
+    let ids = [...new Set(b.thread_ids.map((id) => id.toLowerCase()))];
+    // Threads the filters exclude are treated as missing.
+    if (filters) ids = (await deps.threads.search({ ids, auth: filters, limit: ids.length, offset: 0, sort_by: "thread_id", sort_order: "asc", select: ["thread_id"] })).items.map((t) => t.thread_id!);
     let pruned = 0;
     if (b.strategy === "delete") {
       for (const id of ids) if (await deleteThread(deps, id)) pruned += 1;
@@ -81,41 +102,55 @@ export function threadRoutes(): Hono {
   });
 
   app.get("/threads/:thread_id", async (c) => {
-    const thread = await getThread(c);
+    const thread = await getThread(c, "read");
     const q = query(c, threadGetQuerySchema);
     if (!q.include?.includes("ttl")) return c.json(thread);
     return c.json({ ...thread, ttl: await c.var.deps.threads.ttl(thread.thread_id) });
   });
 
   app.patch("/threads/:thread_id", async (c) => {
-    const threadId = uuidParam(c, "thread_id");
     const b = await body(c, threadPatchSchema);
-    const updated = await c.var.deps.threads.patch(threadId, { metadata: b.metadata, ttl: b.ttl });
+    const value: Record<string, unknown> = { metadata: b.metadata ? { ...b.metadata } : b.metadata };
+    const { thread_id: threadId } = await getThread(c, "update", value);
+    const metadata = value.metadata as Record<string, unknown> | null | undefined;
+    const updated = await c.var.deps.threads.patch(threadId, { metadata, ttl: b.ttl });
     if (!updated) throw notFound(`Thread with ID ${threadId} not found`);
     if (/return=minimal/i.test(c.req.header("Prefer") ?? "")) return c.body(null, 204);
     return c.json(updated);
   });
 
   app.delete("/threads/:thread_id", async (c) => {
-    const threadId = uuidParam(c, "thread_id");
+    const { thread_id: threadId } = await getThread(c, "delete");
     if (!(await deleteThread(c.var.deps, threadId))) throw notFound(`Thread with ID ${threadId} not found`);
     return c.body(null, 204);
   });
 
   app.post("/threads/:thread_id/copy", async (c) => {
-    const threadId = uuidParam(c, "thread_id");
-    const copy = await c.var.deps.threadCheckpoints.copy(threadId, uuidv7());
-    if (!copy) throw notFound(`Thread with ID ${threadId} not found`);
-    return c.json(copy);
+    const source = await getThread(c, "read");
+    const deps = c.var.deps;
+    const newId = uuidv7();
+    // The copy is a thread creation too: it needs the create permission, and a copy the
+    // caller could not see afterwards is refused (409), as the JS server does.
+    const value: Record<string, unknown> = { thread_id: newId, metadata: { ...source.metadata }, if_exists: "raise" };
+    const filters = await authorize(c, "threads", "create", value);
+    const metadata = (value.metadata as Record<string, unknown> | null) ?? {};
+    if (!matchesFilters(metadata, filters)) throw conflict(`Thread with ID ${source.thread_id} cannot be copied: the copy would not be yours`);
+    const copy = await deps.threadCheckpoints.copy(source.thread_id, newId);
+    if (!copy) throw notFound(`Thread with ID ${source.thread_id} not found`);
+    const changed = Object.entries(metadata).some(([k, v]) => JSON.stringify(source.metadata[k]) !== JSON.stringify(v));
+    return c.json(changed ? await deps.threads.patch(newId, { metadata }) : copy);
   });
 
   return app;
 }
 
-async function getThread(c: Context): Promise<Thread> {
+/** The path's thread, authorized as `threads:<action>`; one the filters exclude is "not found". */
+async function getThread(c: Context, action: "read" | "update" | "delete", value: Record<string, unknown> = {}): Promise<Thread> {
   const threadId = uuidParam(c, "thread_id");
+  const filters = await authorize(c, "threads", action, { ...value, thread_id: threadId });
   const thread = await c.var.deps.threads.get(threadId);
   if (!thread) throw notFound(`Thread with ID ${threadId} not found`);
+  ensureVisible(filters, thread.metadata, `Thread with ID ${threadId} not found`);
   return thread;
 }
 

@@ -1,0 +1,117 @@
+import { Queue, Worker, createPostgresBackend } from "bullmq";
+import type { QueueBackend } from "./bullmq-queue.js";
+import type { RunQueueConsumer } from "./run-queue.js";
+
+const QUEUE_NAME = "crons";
+
+/** When a cron fires, in the cron's own pattern and zone. */
+export interface CronTiming {
+  /** Cron expression; five fields, or six with seconds first. */
+  pattern: string;
+  /** IANA time zone; undefined = UTC. */
+  tz?: string;
+  /** No fire after this instant. */
+  endDate?: Date;
+}
+
+/**
+ * The schedule side of crons: one BullMQ job scheduler per cron, whose jobs
+ * only say "fire cron X". Postgres stays the source of truth: a consumer
+ * re-reads the cron on every fire, and the schedulers can be rebuilt from
+ * Postgres at any time (e.g. after Redis was flushed).
+ */
+export interface CronQueue {
+  /** Creates or replaces the scheduler of `cronId`. */
+  upsert(cronId: string, timing: CronTiming): Promise<void>;
+  remove(cronId: string): Promise<void>;
+  /** Every scheduler the queue holds, with its timing. */
+  list(): Promise<Array<{ id: string } & CronTiming>>;
+  /** Consumes fires; `fireMs` is the instant the fire was scheduled for. */
+  consume(concurrency: number, handler: (cronId: string, fireMs: number) => Promise<void>): Promise<RunQueueConsumer>;
+  close(): Promise<void>;
+}
+
+type CronJobData = { cron_id: string };
+type AnyQueue = Queue<CronJobData, void, string, any, any>;
+
+/** Beside the run queue (createBullmqQueue), on the same backend, under its own queue name. */
+export function createCronQueue(backend: QueueBackend, onError: (err: unknown) => void): CronQueue {
+  const pgConnection = (max: number) =>
+    backend.kind === "postgres" ? { connectionString: backend.uri, schema: backend.schema, max, migrate: true } : null;
+  let queue: AnyQueue | null = null;
+  const getQueue = (): AnyQueue => {
+    if (!queue) {
+      queue =
+        backend.kind === "redis"
+          ? new Queue<CronJobData>(QUEUE_NAME, { connection: backend.connection, prefix: backend.prefix })
+          : (new Queue(QUEUE_NAME, { connection: pgConnection(2)! }, createPostgresBackend) as unknown as AnyQueue);
+      queue.on("error", onError);
+    }
+    return queue;
+  };
+
+  return {
+    async upsert(cronId, timing) {
+      await getQueue().upsertJobScheduler(
+        cronId,
+        { pattern: timing.pattern, tz: timing.tz, endDate: timing.endDate },
+        { name: "cron", data: { cron_id: cronId }, opts: { removeOnComplete: true, removeOnFail: true, attempts: 1 } },
+      );
+    },
+
+    async remove(cronId) {
+      await getQueue().removeJobScheduler(cronId);
+    },
+
+    async list() {
+      const schedulers = await getQueue().getJobSchedulers(0, -1);
+      return schedulers.map((s) => ({
+        id: s.id ?? s.key,
+        pattern: s.pattern ?? "",
+        tz: s.tz ?? undefined,
+        endDate: s.endDate ? new Date(s.endDate) : undefined,
+      }));
+    },
+
+    async consume(concurrency, handler) {
+      const processor = async (job: { id?: string; data: CronJobData; timestamp: number; delay?: number }) => {
+        // Scheduler job ids end with the instant they were scheduled for ("repeat:<id>:<ms>").
+        const fromId = Number(job.id?.split(":").pop());
+        const fireMs = Number.isFinite(fromId) && fromId > 0 ? fromId : job.timestamp + (job.delay ?? 0);
+        await handler(job.data.cron_id, fireMs);
+      };
+      const worker =
+        backend.kind === "redis"
+          ? new Worker<CronJobData>(QUEUE_NAME, processor, {
+              connection: backend.connection,
+              prefix: backend.prefix,
+              concurrency,
+              autorun: false,
+            })
+          : new Worker(
+              QUEUE_NAME,
+              processor,
+              { connection: pgConnection(2)!, concurrency, autorun: false },
+              createPostgresBackend,
+            );
+      worker.on("error", onError);
+      void worker.run().catch(onError);
+      await worker.waitUntilReady();
+      let closing: Promise<void> | null = null;
+      return {
+        // Bounded: BullMQ's close can hang for good after a Redis restart (see createBullmqQueue's
+        // consumer); a fire in progress only creates a run, so a few seconds are plenty.
+        close: (force = false) => {
+          closing ??= worker.close(force);
+          return Promise.race([closing, new Promise<void>((r) => setTimeout(r, force ? 1_000 : 5_000).unref())]);
+        },
+      };
+    },
+
+    async close() {
+      const q = queue;
+      queue = null;
+      await q?.close();
+    },
+  };
+}
