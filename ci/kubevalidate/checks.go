@@ -17,8 +17,9 @@ import (
 )
 
 type checkOptions struct {
-	externalSecrets []string
-	hardened        bool
+	externalSecrets    []string
+	externalConfigMaps []string
+	hardened           bool
 }
 
 // workload is a pod template with the object that owns it.
@@ -86,9 +87,13 @@ func check(objects []object, opt checkOptions) []string {
 	for _, s := range opt.externalSecrets {
 		external[s] = true
 	}
+	externalCMs := map[string]bool{}
+	for _, c := range opt.externalConfigMaps {
+		externalCMs[c] = true
+	}
 
 	for _, w := range workloads {
-		checkWorkload(w, secrets, configMaps, external, opt, fail)
+		checkWorkload(w, secrets, configMaps, external, externalCMs, opt, fail)
 	}
 
 	for _, o := range objects {
@@ -147,7 +152,7 @@ func checkLabels(o object, where string, l map[string]string, fail func(object, 
 
 var varRef = regexp.MustCompile(`\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)`)
 
-func checkWorkload(w workload, secrets map[string]object, configMaps map[string]*corev1.ConfigMap, external map[string]bool, opt checkOptions, fail func(object, string, ...any)) {
+func checkWorkload(w workload, secrets map[string]object, configMaps map[string]*corev1.ConfigMap, external, externalCMs map[string]bool, opt checkOptions, fail func(object, string, ...any)) {
 	o, spec := w.o, &w.template.Spec
 	checkLabels(o, "template labels", w.template.Labels, fail)
 	if w.selector != nil {
@@ -175,8 +180,11 @@ func checkWorkload(w workload, secrets map[string]object, configMaps map[string]
 		return ""
 	}
 	configMapOK := func(name string) string {
+		if externalCMs[name] {
+			return ""
+		}
 		if _, ok := configMaps[name]; !ok {
-			return fmt.Sprintf("ConfigMap %q is not rendered", name)
+			return fmt.Sprintf("ConfigMap %q is neither rendered nor declared external", name)
 		}
 		if preInstall {
 			return fmt.Sprintf("pre-install hook uses ConfigMap %q, which is created only after the pre-install hooks", name)
@@ -193,9 +201,29 @@ func checkWorkload(w workload, secrets map[string]object, configMaps map[string]
 			fail(o, "volume %q is defined twice", v.Name)
 		}
 		volumes[v.Name] = true
-		if v.Secret != nil {
-			if msg := secretOK(v.Secret.SecretName); msg != "" && (v.Secret.Optional == nil || !*v.Secret.Optional) {
+		if v.Secret != nil && (v.Secret.Optional == nil || !*v.Secret.Optional) {
+			if msg := secretOK(v.Secret.SecretName); msg != "" {
 				fail(o, "volume %q: %s", v.Name, msg)
+			} else if s, ok := secrets[v.Secret.SecretName]; ok && !external[v.Secret.SecretName] {
+				// A missing key in items keeps the pod in ContainerCreating.
+				for _, it := range v.Secret.Items {
+					if !secretHasKey(s, it.Key) {
+						fail(o, "volume %q: Secret %q has no key %q", v.Name, v.Secret.SecretName, it.Key)
+					}
+				}
+			}
+		}
+		if v.ConfigMap != nil && (v.ConfigMap.Optional == nil || !*v.ConfigMap.Optional) {
+			if msg := configMapOK(v.ConfigMap.Name); msg != "" {
+				fail(o, "volume %q: %s", v.Name, msg)
+			} else if cm, ok := configMaps[v.ConfigMap.Name]; ok && !externalCMs[v.ConfigMap.Name] {
+				for _, it := range v.ConfigMap.Items {
+					_, inData := cm.Data[it.Key]
+					_, inBinary := cm.BinaryData[it.Key]
+					if !inData && !inBinary {
+						fail(o, "volume %q: ConfigMap %q has no key %q", v.Name, v.ConfigMap.Name, it.Key)
+					}
+				}
 			}
 		}
 	}
@@ -272,8 +300,10 @@ func checkWorkload(w workload, secrets map[string]object, configMaps map[string]
 				if r := e.ValueFrom.ConfigMapKeyRef; r != nil && (r.Optional == nil || !*r.Optional) {
 					if msg := configMapOK(r.Name); msg != "" {
 						fail(o, "%s: env %q: %s", where, e.Name, msg)
-					} else if _, ok := configMaps[r.Name].Data[r.Key]; !ok {
-						fail(o, "%s: env %q: ConfigMap %q has no key %q", where, e.Name, r.Name, r.Key)
+					} else if cm, ok := configMaps[r.Name]; ok && !externalCMs[r.Name] {
+						if _, has := cm.Data[r.Key]; !has {
+							fail(o, "%s: env %q: ConfigMap %q has no key %q", where, e.Name, r.Name, r.Key)
+						}
 					}
 				}
 			}

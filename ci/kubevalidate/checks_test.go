@@ -139,6 +139,19 @@ spec:
           env: [{name: PW, valueFrom: {secretKeyRef: {name: pg, key: password}}}]
 `
 		}, `pre-install hook uses Secret "pg"`, checkOptions{}},
+		{"missing configmap volume", func(s string) string { return withVolume(s, "configMap: {name: manifest}") },
+			`volume "extra": ConfigMap "manifest" is neither rendered nor declared external`, checkOptions{}},
+		{"external configmap volume", func(s string) string { return withVolume(s, "configMap: {name: manifest}") },
+			"", checkOptions{externalConfigMaps: []string{"manifest"}, hardened: true}},
+		{"configmap volume item key", func(s string) string {
+			return withVolume(s, "configMap: {name: cfg, items: [{key: deployments.yaml, path: deployments.yaml}]}")
+		}, `volume "extra": ConfigMap "cfg" has no key "deployments.yaml"`, checkOptions{}},
+		{"secret volume item key", func(s string) string {
+			return withVolume(s, "secret: {secretName: pg, items: [{key: api_keys, path: api_keys}]}")
+		}, `volume "extra": Secret "pg" has no key "api_keys"`, checkOptions{}},
+		{"secret volume with its key", func(s string) string {
+			return withVolume(s, "secret: {secretName: pg, items: [{key: password, path: password}]}")
+		}, "", checkOptions{hardened: true}},
 		{"hpa with fixed replicas", func(s string) string {
 			return strings.Replace(s, "spec:\n  selector: {matchLabels: {app: api}}", "spec:\n  replicas: 2\n  selector: {matchLabels: {app: api}}", 1) + `
 ---
@@ -169,4 +182,9 @@ spec:
 			t.Fatalf("want a problem containing %q, got %q", tc.want, problems)
 		})
 	}
+}
+
+// withVolume adds a volume named "extra" (source given as YAML flow) to the good Deployment.
+func withVolume(s, source string) string {
+	return strings.Replace(s, "volumes: [{name: tmp, emptyDir: {}}]", "volumes: [{name: tmp, emptyDir: {}}, {name: extra, "+source+"}]", 1)
 }

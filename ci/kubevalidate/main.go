@@ -6,7 +6,7 @@
 // server's strict field validation would report it. Then the objects are checked against
 // each other and against the hardening rules this repository promises (see checks.go).
 //
-//	kubevalidate [-external-secret NAME]... [-hardened] FILE...   ("-" reads stdin)
+//	kubevalidate [-external-secret NAME]... [-external-configmap NAME]... [-hardened] FILE...   ("-" reads stdin)
 //
 // Exit status: 0 when every document is valid, 1 when any is not, 2 on usage errors.
 package main
@@ -46,10 +46,12 @@ type object struct {
 func main() {
 	var external listFlag
 	flag.Var(&external, "external-secret", "name of a Secret that exists outside the rendered set (repeatable)")
+	var externalCMs listFlag
+	flag.Var(&externalCMs, "external-configmap", "name of a ConfigMap that exists outside the rendered set (repeatable)")
 	hardened := flag.Bool("hardened", true, "require the pod hardening rules (non-root, read-only root, no privilege escalation, drop ALL, RuntimeDefault seccomp, resources)")
 	quiet := flag.Bool("q", false, "print only problems and the summary line")
 	flag.Usage = func() {
-		fmt.Fprintln(os.Stderr, "usage: kubevalidate [-external-secret NAME]... [-hardened=false] [-q] FILE... (- for stdin)")
+		fmt.Fprintln(os.Stderr, "usage: kubevalidate [-external-secret NAME]... [-external-configmap NAME]... [-hardened=false] [-q] FILE... (- for stdin)")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
@@ -82,7 +84,7 @@ func main() {
 		}
 	}
 
-	problems = append(problems, check(objects, checkOptions{externalSecrets: external, hardened: *hardened})...)
+	problems = append(problems, check(objects, checkOptions{externalSecrets: external, externalConfigMaps: externalCMs, hardened: *hardened})...)
 
 	kinds := map[string]int{}
 	for _, o := range objects {

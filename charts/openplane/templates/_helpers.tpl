@@ -234,9 +234,134 @@ Secrets do not exist yet at pre-install.
 {{- end }}
 {{- end -}}
 
+{{/* ------------------------------------------------------------------ built-in auth */}}
+
+{{- define "openplane.auth.enabled" -}}
+{{- if eq .Values.auth.type "api_key" }}true{{ end -}}
+{{- end -}}
+
+{{- define "openplane.auth.secretName" -}}
+{{- default (printf "%s-auth" (include "openplane.fullname" .)) .Values.auth.existingSecret -}}
+{{- end -}}
+
+{{- define "openplane.auth.secretKey" -}}
+{{- if .Values.auth.existingSecret }}{{ .Values.auth.existingSecretKey }}{{ else }}api_keys{{ end -}}
+{{- end -}}
+
+{{/* Where `auth.mountAs: file` puts the keys (OPENPLANE_API_KEYS_FILE). */}}
+{{- define "openplane.auth.keysFile" -}}
+/etc/openplane/auth/api_keys
+{{- end -}}
+
+{{/*
+LANGGRAPH_AUTH_TYPE and the keys (a file from the Secret, or OPENPLANE_API_KEYS from it).
+Nothing with auth.type=noop, openplane's default: an explicit noop would override a
+LANGGRAPH_AUTH_TYPE the operator sets through config.extraEnvFrom or langgraph.json `env`.
+*/}}
+{{- define "openplane.authEnv" -}}
+{{- if include "openplane.auth.enabled" . }}
+- name: LANGGRAPH_AUTH_TYPE
+  value: "api_key"
+{{- if eq .Values.auth.mountAs "env" }}
+- name: OPENPLANE_API_KEYS
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "openplane.auth.secretName" . }}
+      key: {{ include "openplane.auth.secretKey" . }}
+{{- else }}
+- name: OPENPLANE_API_KEYS_FILE
+  value: {{ include "openplane.auth.keysFile" . | quote }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{/* The keys file's volumeMount and volume (auth.mountAs=file), or nothing. */}}
+{{- define "openplane.authVolumeMount" -}}
+{{- if and (include "openplane.auth.enabled" .) (eq .Values.auth.mountAs "file") }}
+- name: api-keys
+  mountPath: {{ include "openplane.auth.keysFile" . | dir }}
+  readOnly: true
+{{- end }}
+{{- end -}}
+
+{{- define "openplane.authVolume" -}}
+{{- if and (include "openplane.auth.enabled" .) (eq .Values.auth.mountAs "file") }}
+- name: api-keys
+  secret:
+    secretName: {{ include "openplane.auth.secretName" . }}
+    items:
+      - key: {{ include "openplane.auth.secretKey" . }}
+        path: {{ include "openplane.auth.keysFile" . | base }}
+    defaultMode: 288 # 0440: the pods' fsGroup reads it
+{{- end }}
+{{- end -}}
+
+{{/* ------------------------------------------------------------------ listener */}}
+
+{{/* "true" when the listener runs its default deployment (langgraph.json): no control plane, no manifest. */}}
+{{- define "openplane.listener.servesDefault" -}}
+{{- if and (not .Values.listener.controlPlane.url) (not .Values.listener.manifest.enabled) }}true{{ end -}}
+{{- end -}}
+
+{{/* Where listener.manifest is mounted (OPENPLANE_MANIFEST). */}}
+{{- define "openplane.listener.manifestFile" -}}
+/etc/openplane/manifest/deployments.yaml
+{{- end -}}
+
+{{- define "openplane.listener.manifestConfigMapName" -}}
+{{- default (printf "%s-manifest" (include "openplane.fullname" .)) .Values.listener.manifest.existingConfigMap -}}
+{{- end -}}
+
+{{/*
+The listener's own settings (docs/listener.md): its source of deployments and the tuning of
+the servers it runs. `openplane up` keeps the control-plane and manifest variables from the
+servers it starts.
+*/}}
+{{- define "openplane.listenerEnv" -}}
+{{- $l := .Values.listener -}}
+- name: OPENPLANE_DATA_RETENTION_SECS
+  value: {{ $l.dataRetentionSecs | int64 | quote }}
+- name: OPENPLANE_GATEWAY_HOLD_SECS
+  value: {{ $l.gatewayHoldSecs | int64 | quote }}
+- name: OPENPLANE_RESTART_BACKOFF_MS
+  value: {{ $l.restartBackoffMs | int64 | quote }}
+- name: OPENPLANE_RESTART_MAX_FAILURES
+  value: {{ $l.restartMaxFailures | int64 | quote }}
+- name: OPENPLANE_HEALTH_TIMEOUT_SECS
+  value: {{ $l.healthTimeoutSecs | int64 | quote }}
+{{- with $l.controlPlane }}
+{{- if .url }}
+- name: OPENPLANE_CONTROL_PLANE_URL
+  value: {{ .url | quote }}
+- name: OPENPLANE_LISTENER_ID
+  value: {{ .listenerId | quote }}
+{{- with .tenantId }}
+- name: OPENPLANE_TENANT_ID
+  value: {{ . | quote }}
+{{- end }}
+{{- if .existingSecret }}
+- name: OPENPLANE_CONTROL_PLANE_API_KEY
+  valueFrom:
+    secretKeyRef:
+      name: {{ .existingSecret }}
+      key: {{ .existingSecretKey }}
+{{- end }}
+- name: OPENPLANE_CONTROL_PLANE_POLL_SECS
+  value: {{ .pollSecs | int64 | quote }}
+{{- end }}
+{{- end }}
+{{- if $l.manifest.enabled }}
+- name: OPENPLANE_MANIFEST
+  value: {{ include "openplane.listener.manifestFile" . | quote }}
+- name: OPENPLANE_MANIFEST_POLL_SECS
+  value: {{ $l.manifest.pollSecs | int64 | quote }}
+{{- end }}
+{{- end -}}
+
 {{/*
 Full env of an openplane container. Call with
-(dict "ctx" $ "jobs" <N_JOBS_PER_WORKER> "extraEnv" <component extraEnv>).
+(dict "ctx" $ "jobs" <N_JOBS_PER_WORKER> "extraEnv" <component extraEnv> "auth" <bool>);
+auth=true for the containers that serve the API (openplane.authEnv).
 */}}
 {{- define "openplane.env" -}}
 {{- $ := .ctx -}}
@@ -247,6 +372,9 @@ Full env of an openplane container. Call with
 {{- include "openplane.postgresEnv" (dict "ctx" $ "hook" false) }}
 {{- include "openplane.redisEnv" $ }}
 {{- include "openplane.langsmithEnv" $ }}
+{{- if .auth }}
+{{- include "openplane.authEnv" $ }}
+{{- end }}
 {{- with $.Values.config.extraEnv }}
 {{ toYaml . }}
 {{- end }}
@@ -304,10 +432,17 @@ A probe from values, its HTTP path moved under MOUNT_PREFIX. Call with
 {{- dict "pgAuth" $v.postgres.auth "pgExternal" $v.postgres.external "redisAuth" $v.redis.auth "redisExternal" $v.redis.external "langsmith" $v.tracing.langsmith | toJson -}}
 {{- end -}}
 
-{{/* Pod annotations of every openplane workload: deterministic checksums plus the component's own. */}}
+{{/*
+Pod annotations of every openplane workload: deterministic checksums plus the component's
+own. Call with (dict "ctx" $ "extra" <podAnnotations> "checksums" <dict name -> input>);
+each entry of checksums adds checksum/<name> (the API keys roll only the pods that use them).
+*/}}
 {{- define "openplane.podAnnotations" -}}
 checksum/config: {{ include (print .ctx.Template.BasePath "/configmap.yaml") .ctx | sha256sum }}
 checksum/secrets: {{ include "openplane.secretInputs" .ctx | sha256sum }}
+{{- range $name, $input := .checksums }}
+checksum/{{ $name }}: {{ $input | sha256sum }}
+{{- end }}
 {{- with .extra }}
 {{ toYaml . }}
 {{- end }}
@@ -443,6 +578,52 @@ and reported in one failure, so a user fixes them all in one pass.
   {{- end -}}
   {{- if and $ls.endpoint (not (regexMatch "^https?://[^/]+(/api/v1)?/?$" $ls.endpoint)) -}}
     {{- $msgs = append $msgs (printf "tracing.langsmith.endpoint=%q: use the API base, https://<host>/api/v1 for a self-hosted LangSmith" $ls.endpoint) -}}
+  {{- end -}}
+{{- end -}}
+
+{{- /* Built-in auth (the API always runs). */ -}}
+{{- $auth := $v.auth -}}
+{{- if and (eq $auth.type "api_key") (not $auth.apiKeys) (not $auth.existingSecret) -}}
+  {{- $msgs = append $msgs "auth.type=api_key needs auth.apiKeys or auth.existingSecret (openplane refuses to start without a key)" -}}
+{{- end -}}
+{{- if and (ne $auth.type "api_key") (or $auth.apiKeys $auth.existingSecret) -}}
+  {{- $msgs = append $msgs (printf "auth.apiKeys/existingSecret are set but auth.type=%s: nothing would check the keys (openplane refuses this); set auth.type=api_key" $auth.type) -}}
+{{- end -}}
+{{- if and $auth.apiKeys $auth.existingSecret -}}
+  {{- $msgs = append $msgs "auth: set apiKeys or existingSecret, not both" -}}
+{{- end -}}
+
+{{- /* Listener: one source of deployments, and what each needs. */ -}}
+{{- $l := $v.listener -}}
+{{- if $l.enabled -}}
+  {{- $cp := $l.controlPlane -}}
+  {{- $mf := $l.manifest -}}
+  {{- if and $cp.url $mf.enabled -}}
+    {{- $msgs = append $msgs "listener: set controlPlane.url or manifest.enabled, not both (one source of deployments)" -}}
+  {{- end -}}
+  {{- if and $cp.url (not $cp.listenerId) -}}
+    {{- $msgs = append $msgs "listener.controlPlane.url needs listener.controlPlane.listenerId (OPENPLANE_LISTENER_ID: the listener record whose deployments to run)" -}}
+  {{- end -}}
+  {{- if and (not $cp.url) (or $cp.listenerId $cp.tenantId $cp.existingSecret) -}}
+    {{- $msgs = append $msgs "listener.controlPlane.listenerId/tenantId/existingSecret are set but listener.controlPlane.url is empty" -}}
+  {{- end -}}
+  {{- $mfSources := 0 -}}
+  {{- if $mf.deployments -}}{{- $mfSources = add1 $mfSources -}}{{- end -}}
+  {{- if $mf.existingConfigMap -}}{{- $mfSources = add1 $mfSources -}}{{- end -}}
+  {{- if $mf.existingSecret -}}{{- $mfSources = add1 $mfSources -}}{{- end -}}
+  {{- if gt (int $mfSources) 1 -}}
+    {{- $msgs = append $msgs "listener.manifest: set one of deployments, existingConfigMap or existingSecret" -}}
+  {{- end -}}
+  {{- if and (not $mf.enabled) (gt (int $mfSources) 0) -}}
+    {{- $msgs = append $msgs "listener.manifest.deployments/existingConfigMap/existingSecret are set but listener.manifest.enabled=false" -}}
+  {{- end -}}
+  {{- range $i, $d := $mf.deployments -}}
+    {{- if $d.secrets -}}
+      {{- $msgs = append $msgs (printf "listener.manifest.deployments[%d] (%s) has secrets, which would be stored in a ConfigMap: put the manifest in a Secret (listener.manifest.existingSecret)" $i $d.name) -}}
+    {{- end -}}
+  {{- end -}}
+  {{- if and (or $cp.url $mf.enabled) (gt (int $l.replicaCount) 1) -}}
+    {{- $msgs = append $msgs (printf "listener.replicaCount=%d with a control plane or a manifest: at most 1, or several listeners would reconcile (create, drain, drop) the same deployments" (int $l.replicaCount)) -}}
   {{- end -}}
 {{- end -}}
 
