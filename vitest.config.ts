@@ -41,6 +41,23 @@ export default defineConfig({
           sequence: { groupOrder: 2 },
         },
       },
+      // soak: long, many-cycle durability runs (test/soak/). Only with OPENPLANE_SOAK=1
+      // (`npm run test:soak`), so a plain `vitest run` / `npm test` never includes it.
+      ...(process.env.OPENPLANE_SOAK === "1"
+        ? [
+            {
+              test: {
+                name: "soak",
+                include: ["test/soak/**/*.test.ts"],
+                globalSetup,
+                testTimeout: 900_000,
+                hookTimeout: 180_000,
+                fileParallelism: false,
+                sequence: { groupOrder: 3 },
+              },
+            },
+          ]
+        : []),
     ],
   },
 });
