@@ -63,7 +63,7 @@ describe("RemoteGraph against openplane", () => {
   });
 
   it("invokes, streams, reads and updates state, and lists history", async () => {
-    const remote = new RemoteGraph({ graphId: "agent", url, client });
+    const remote = new RemoteGraph({ graphId: "agent", url });
     const thread = await client.threads.create();
     const config = { configurable: { thread_id: thread.thread_id } };
 
