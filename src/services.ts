@@ -5,6 +5,7 @@ import type { CronSchedulerDeps } from "./crons/scheduler.js";
 import { createCronService } from "./crons/service.js";
 import { createWorker } from "./executor/worker.js";
 import type { WorkerDeps } from "./executor/worker.js";
+import type { StoreIndex } from "./graphs/embeddings.js";
 import type { GraphRegistry } from "./graphs/registry.js";
 import type { AppDeps } from "./http/deps.js";
 import { createRunAuthorized } from "./http/run-auth.js";
@@ -38,6 +39,8 @@ export interface ServiceInputs {
   cronQueue?: CronQueue | null;
   /** Custom auth or the API key check; null = open. */
   auth?: AuthProvider | null;
+  /** langgraph.json `store.index`, loaded (loadStoreIndex); null = no semantic search. */
+  storeIndex?: StoreIndex | null;
 }
 
 type WorkerTuning = Pick<WorkerDeps, "concurrency" | "leaseSecs" | "maxAttempts" | "runTimeoutSecs" | "sweepIntervalSecs" | "selfUrl" | "tracing">;
@@ -55,7 +58,7 @@ export function buildServices(x: ServiceInputs) {
   const deleteCheckpoints = (threadId: string) => x.checkpointer.deleteThread(threadId);
   const shared = { runs, threads, checkpoints, queue: x.queue, bus: x.bus, graphs: x.graphs, deleteCheckpoints, logger: x.logger };
   const threadCheckpoints = createThreadCheckpointsRepo(x.sql);
-  const store = createStoreRepo(x.sql);
+  const store = createStoreRepo(x.sql, { index: x.storeIndex ?? null });
   const crons = createCronService({ repo: createCronsRepo(x.sql), queue: x.cronQueue ?? null, logger: x.logger });
   const auth = x.auth ?? null;
   // Graphs read and write the same store as the /store routes.

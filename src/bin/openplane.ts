@@ -8,6 +8,7 @@ import type { Config } from "../config/index.js";
 import type { RunWorker } from "../executor/worker.js";
 import { ConfigFileError, readLanggraphConfig } from "../graphs/config-file.js";
 import { createTracing } from "../executor/tracing.js";
+import { loadStoreIndex, StoreIndexError } from "../graphs/embeddings.js";
 import { createGraphRegistry } from "../graphs/registry.js";
 import { createApp } from "../http/app.js";
 import { installShutdown } from "../lifecycle/shutdown.js";
@@ -106,6 +107,11 @@ async function main(argv: string[]): Promise<void> {
   try {
     await run(args, config, logger, releasers, graphsFile, shutdown.signal, (s) => (server = s), (w) => (worker = w));
   } catch (err) {
+    if (err instanceof StoreIndexError) {
+      // A configuration problem (langgraph.json store.index), reported like the other config errors.
+      await stop().catch(() => {});
+      fail(err.message, 2);
+    }
     logger.error({ err: err instanceof Error ? err : new Error(String(err)) }, "start-up failed");
     await stop().catch(() => {});
     process.exit(1);
@@ -138,7 +144,9 @@ async function run(
   const extensions = await loadExtensions(graphsFile, config, logger);
   const cronQueue = cronQueueFor(stores, config, (err) => logger.warn({ err }, "cron queue error"));
   releasers.add("cron queue", () => cronQueue.close());
-  const services = buildServices({ ...stores, graphs, logger, cronQueue, auth: extensions.auth });
+  const storeIndex = graphsFile.store?.index ? await loadStoreIndex(graphsFile.store.index) : null;
+  if (storeIndex) logger.info({ embed: storeIndex.source, dims: storeIndex.dims, fields: storeIndex.fields }, "store semantic index on");
+  const services = buildServices({ ...stores, graphs, logger, cronQueue, auth: extensions.auth, storeIndex });
   let selfUrl: string | null = null;
   await services.registerGraphs();
   // Thread and store TTLs; safe on every replica (rows are claimed with SKIP LOCKED).

@@ -57,6 +57,23 @@ const httpSchema = z
   })
   .passthrough();
 
+/** `store` (api.md §5.1): the semantic index (`store.index`); `store.ttl` is kept and ignored here. */
+const storeSchema = z
+  .object({
+    index: z
+      .object({
+        dims: z.number().int().min(1, "must be a positive integer").max(65_536),
+        embed: z.union([
+          z.string().regex(/^openai:[\w.-]+$/, 'must look like "openai:text-embedding-3-small"'),
+          modulePath,
+        ]),
+        fields: z.array(z.string().min(1)).min(1).optional(),
+      })
+      .passthrough()
+      .optional(),
+  })
+  .passthrough();
+
 /** The subset of langgraph.json openplane reads today; other keys are kept and ignored. */
 const fileSchema = z
   .object({
@@ -67,6 +84,7 @@ const fileSchema = z
     node_version: z.string().optional(),
     auth: authSchema.optional(),
     http: httpSchema.optional(),
+    store: storeSchema.optional(),
   })
   .passthrough();
 
@@ -100,6 +118,17 @@ export interface LanggraphConfig {
     middlewareOrder: "middleware_first" | "auth_first";
     cors: z.output<typeof httpSchema>["cors"] | null;
   } | null;
+  /** `store`: the semantic search index (null without `store.index`). */
+  store: { index: StoreIndexConfig | null } | null;
+}
+
+/** `store.index`: how items are embedded for semantic search. */
+export interface StoreIndexConfig {
+  dims: number;
+  /** `openai:<model>`, or a user module export. */
+  embed: { kind: "openai"; model: string } | ({ kind: "module"; spec: string } & ModuleRef);
+  /** JSON paths of the text to embed (default ["$"], the whole value). */
+  fields: string[];
 }
 
 export class ConfigFileError extends Error {
@@ -140,7 +169,7 @@ export async function readLanggraphConfig(path: string): Promise<LanggraphConfig
       description: typeof spec === "string" ? undefined : spec.description,
     };
   });
-  const { auth, http } = parsed.data;
+  const { auth, http, store } = parsed.data;
   return {
     path: abs,
     dir,
@@ -164,7 +193,15 @@ export async function readLanggraphConfig(path: string): Promise<LanggraphConfig
           cors: http.cors ?? null,
         }
       : null,
+    store: store ? { index: store.index ? storeIndexConfig(dir, store.index) : null } : null,
   };
+}
+
+function storeIndexConfig(dir: string, index: { dims: number; embed: string; fields?: string[] }): StoreIndexConfig {
+  const embed: StoreIndexConfig["embed"] = index.embed.startsWith("openai:")
+    ? { kind: "openai", model: index.embed.slice("openai:".length) }
+    : { kind: "module", spec: index.embed, ...moduleRef(dir, index.embed) };
+  return { dims: index.dims, embed, fields: index.fields ?? ["$"] };
 }
 
 /** "./auth.ts:auth" → {file: <abs>/auth.ts, exportName: "auth"}; without ":name", the default export. */

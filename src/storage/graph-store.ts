@@ -1,4 +1,4 @@
-import type { StoreItem, StoreRepo } from "./store.js";
+import type { ItemIndex, StoreItem, StoreRepo } from "./store.js";
 import { filterConditions } from "./store.js";
 
 /** LangGraph's store item (camelCase dates), as graphs see it through `config.store`. */
@@ -8,6 +8,8 @@ interface GraphItem {
   value: Record<string, unknown>;
   createdAt: Date;
   updatedAt: Date;
+  /** Similarity to the query (semantic search only). */
+  score?: number;
 }
 
 type Op =
@@ -22,6 +24,7 @@ const toGraphItem = (i: StoreItem): GraphItem => ({
   value: i.value,
   createdAt: new Date(i.created_at),
   updatedAt: new Date(i.updated_at),
+  ...(i.score !== undefined ? { score: i.score } : {}),
 });
 
 /**
@@ -29,24 +32,25 @@ const toGraphItem = (i: StoreItem): GraphItem => ({
  * (`batch` plus the convenience methods), so graph nodes can read and write
  * long-term memory through `config.store` / `getStore()`. Duck-typed: LangGraph
  * wraps it in its AsyncBatchedStore, which only calls `batch`. Semantic
- * `query` is not supported (no vector index).
+ * `query` works when the repository has a store index (langgraph.json `store.index`).
  */
 export function createGraphStore(repo: StoreRepo) {
   async function run(op: Op): Promise<unknown> {
     if ("namespacePrefix" in op) {
-      if (op.query) throw new Error("semantic search needs store.index in langgraph.json, which this deployment does not configure");
+      if (op.query && !repo.semantic) throw new Error("semantic search needs store.index in langgraph.json, which this deployment does not configure");
       const items = await repo.search({
         namespacePrefix: op.namespacePrefix,
         filter: filterConditions(op.filter ?? {}),
         limit: op.limit ?? 10,
         offset: op.offset ?? 0,
         refreshTtl: op.refreshTtl ?? true,
+        query: op.query ?? null,
       });
       return items.map(toGraphItem);
     }
     if ("value" in op) {
       if (op.value === null) await repo.delete(op.namespace, op.key);
-      else await repo.put(op.namespace, op.key, op.value, op.ttl ?? null);
+      else await repo.put(op.namespace, op.key, op.value, op.ttl ?? null, op.index as ItemIndex);
       return undefined;
     }
     if ("key" in op) {
@@ -66,7 +70,8 @@ export function createGraphStore(repo: StoreRepo) {
       return results;
     },
     get: (namespace: string[], key: string) => run({ namespace, key }) as Promise<GraphItem | null>,
-    put: async (namespace: string[], key: string, value: Record<string, unknown>) => void (await run({ namespace, key, value })),
+    put: async (namespace: string[], key: string, value: Record<string, unknown>, index?: false | string[]) =>
+      void (await run({ namespace, key, value, index })),
     delete: async (namespace: string[], key: string) => void (await run({ namespace, key, value: null })),
     search: (namespacePrefix: string[], options: { filter?: Record<string, unknown>; limit?: number; offset?: number; query?: string } = {}) =>
       run({ namespacePrefix, ...options }) as Promise<GraphItem[]>,

@@ -1,7 +1,9 @@
-import { invalid } from "../domain/errors.js";
+import { AppError, invalid } from "../domain/errors.js";
+import type { StoreIndex } from "../graphs/embeddings.js";
 import type { Sql } from "./db.js";
 import type { JsonCondition } from "./json-conditions.js";
 import { jsonConditions } from "./json-conditions.js";
+import { normalize, textsToIndex } from "./store-vectors.js";
 
 /** A store item as the API returns it. */
 export interface StoreItem {
@@ -10,7 +12,19 @@ export interface StoreItem {
   value: Record<string, unknown>;
   created_at: string;
   updated_at: string;
+  /** Cosine similarity to the query (semantic search only). */
+  score?: number;
 }
+
+/** Per-item `index` on PUT: false = not indexed, a list of JSON paths overrides `store.index.fields`, null/undefined = those fields. */
+export type ItemIndex = false | string[] | null | undefined;
+
+/**
+ * At most this many indexed items (the most recently updated ones matching
+ * the namespace prefix, filter and authorization) are ranked by a semantic
+ * search; similarity is computed in SQL over float8[] vectors (no pgvector).
+ */
+export const DEFAULT_MAX_SEMANTIC_SCAN = 10_000;
 
 /** Comparison operators a search filter may use on a top-level value key. */
 export const FILTER_OPERATORS = ["$eq", "$ne", "$gt", "$gte", "$lt", "$lte"] as const;
@@ -31,6 +45,8 @@ export interface StoreSearch {
   refreshTtl: boolean;
   /** Authorization filters on `{...value, namespace, key}` (api.md §6.3). */
   auth?: readonly JsonCondition[];
+  /** Natural-language query: ranks indexed items by similarity (needs a store index). */
+  query?: string | null;
 }
 
 export interface NamespaceQuery {
@@ -79,7 +95,17 @@ const likeLiteral = (s: string) => s.replace(/[\\%_]/g, (ch) => `\\${ch}`);
  * (or read, when reads refresh the TTL); expired items are invisible at once
  * and deleted by the sweeper.
  */
-export function createStoreRepo(sql: Sql) {
+export function createStoreRepo(sql: Sql, opts: { index?: StoreIndex | null; maxSemanticScan?: number } = {}) {
+  const index = opts.index ?? null;
+  const maxScan = opts.maxSemanticScan ?? DEFAULT_MAX_SEMANTIC_SCAN;
+  const embedding = async <T>(what: string, f: () => Promise<T>): Promise<T> => {
+    try {
+      return await f();
+    } catch (err) {
+      throw new AppError("UNAVAILABLE", `store index (${index?.source}): embedding ${what} failed: ${(err as Error).message}`, { cause: err });
+    }
+  };
+
   const prefixMatch = (labels: string[]) => {
     if (labels.length === 0) return sql`true`;
     const p = labels.join(".");
@@ -118,14 +144,34 @@ export function createStoreRepo(sql: Sql) {
   };
 
   return {
-    /** Inserts or replaces an item; `ttlMinutes` null means it never expires. */
-    async put(namespace: string[], key: string, value: Record<string, unknown>, ttlMinutes: number | null): Promise<void> {
-      await sql`
-        INSERT INTO store_item (prefix, key, namespace, value, ttl_minutes, expires_at)
-        VALUES (${namespace.join(".")}, ${key}, ${namespace}, ${sql.json(value as never)}, ${ttlMinutes},
-                CASE WHEN ${ttlMinutes}::float8 IS NULL THEN NULL ELSE now() + ${ttlMinutes}::float8 * interval '1 minute' END)
-        ON CONFLICT (prefix, key) DO UPDATE SET
-          value = EXCLUDED.value, ttl_minutes = EXCLUDED.ttl_minutes, expires_at = EXCLUDED.expires_at, updated_at = now()`;
+    /** Whether `search` accepts a `query` (langgraph.json has `store.index`). */
+    semantic: index !== null,
+
+    /**
+     * Inserts or replaces an item; `ttlMinutes` null means it never expires.
+     * With a store index, the item's texts are embedded first (outside the
+     * transaction) and its vectors replaced together with the item.
+     */
+    async put(namespace: string[], key: string, value: Record<string, unknown>, ttlMinutes: number | null, itemIndex?: ItemIndex): Promise<void> {
+      const prefix = namespace.join(".");
+      let vectors: Array<{ field: string; embedding: number[] }> = [];
+      if (index && itemIndex !== false) {
+        const texts = textsToIndex(value, itemIndex ?? index.fields);
+        const embedded = await embedding("the item", () => index.embedder.embedDocuments(texts.map((t) => t.text)));
+        vectors = texts.map((t, i) => ({ field: t.field, embedding: normalize(embedded[i]!) }));
+      }
+      await sql.begin(async (tx) => {
+        await tx`
+          INSERT INTO store_item (prefix, key, namespace, value, ttl_minutes, expires_at)
+          VALUES (${prefix}, ${key}, ${namespace}, ${tx.json(value as never)}, ${ttlMinutes},
+                  CASE WHEN ${ttlMinutes}::float8 IS NULL THEN NULL ELSE now() + ${ttlMinutes}::float8 * interval '1 minute' END)
+          ON CONFLICT (prefix, key) DO UPDATE SET
+            value = EXCLUDED.value, ttl_minutes = EXCLUDED.ttl_minutes, expires_at = EXCLUDED.expires_at, updated_at = now()`;
+        await tx`DELETE FROM store_vector WHERE prefix = ${prefix} AND key = ${key}`;
+        for (const v of vectors) {
+          await tx`INSERT INTO store_vector (prefix, key, field, embedding) VALUES (${prefix}, ${key}, ${v.field}, ${v.embedding}::float8[])`;
+        }
+      });
     },
 
     /** The live item, or null. With `refreshTtl`, reading pushes its expiry forward. */
@@ -147,13 +193,38 @@ export function createStoreRepo(sql: Sql) {
       await sql`DELETE FROM store_item WHERE prefix = ${namespace.join(".")} AND key = ${key}`;
     },
 
-    /** Live items under a namespace prefix matching every filter condition, newest write first. */
+    /**
+     * Live items under a namespace prefix matching every filter condition,
+     * newest write first; with `query`, indexed items ranked by cosine
+     * similarity (each item scores its best-matching field), with `score`.
+     */
     async search(q: StoreSearch): Promise<StoreItem[]> {
       let where = sql`${prefixMatch(q.namespacePrefix)} AND ${notExpired(sql)} ${jsonConditions(sql, authDocument(sql), q.auth)}`;
       for (const c of q.filter) where = sql`${where} AND ${condition(c)}`;
-      const rows = await sql<(StoreItem & { prefix: string })[]>`
-        SELECT ${sql(COLUMNS)}, prefix FROM store_item WHERE ${where}
-        ORDER BY updated_at DESC, prefix, key LIMIT ${q.limit} OFFSET ${q.offset}`;
+      let rows: (StoreItem & { prefix: string })[];
+      if (q.query) {
+        if (!index) throw invalid("query: semantic search needs store.index in langgraph.json, which this deployment does not configure");
+        const query = q.query;
+        const qv = normalize(await embedding("the query", () => index.embedder.embedQuery(query)));
+        rows = await sql<(StoreItem & { prefix: string })[]>`
+          WITH cand AS (
+            SELECT prefix, key FROM store_item
+            WHERE ${where} AND EXISTS (SELECT 1 FROM store_vector v WHERE v.prefix = store_item.prefix AND v.key = store_item.key)
+            ORDER BY updated_at DESC LIMIT ${maxScan}
+          ), scored AS (
+            SELECT v.prefix, v.key, max((SELECT sum(a * b) FROM unnest(v.embedding, ${qv}::float8[]) AS t(a, b))) AS score
+            FROM cand JOIN store_vector v ON v.prefix = cand.prefix AND v.key = cand.key
+            WHERE cardinality(v.embedding) = ${index.dims}::int
+            GROUP BY v.prefix, v.key
+          )
+          SELECT ${sql(COLUMNS.map((c) => `i.${c}`))}, i.prefix, s.score
+          FROM scored s JOIN store_item i ON i.prefix = s.prefix AND i.key = s.key
+          ORDER BY s.score DESC, i.updated_at DESC, i.prefix, i.key LIMIT ${q.limit} OFFSET ${q.offset}`;
+      } else {
+        rows = await sql<(StoreItem & { prefix: string })[]>`
+          SELECT ${sql(COLUMNS)}, prefix FROM store_item WHERE ${where}
+          ORDER BY updated_at DESC, prefix, key LIMIT ${q.limit} OFFSET ${q.offset}`;
+      }
       if (q.refreshTtl && rows.length > 0) {
         await sql`
           UPDATE store_item s SET expires_at = now() + s.ttl_minutes * interval '1 minute'

@@ -8,7 +8,7 @@ import { authorize, matchesFilters } from "../authorize.js";
 import { storeDeleteSchema, storeGetQuerySchema, storeNamespacesSchema, storePutSchema, storeSearchSchema } from "../schemas.js";
 import { body, query } from "../validate.js";
 
-/** Long-term memory (`/store/...`): items in namespaces, with TTLs and filtered listing. */
+/** Long-term memory (`/store/...`): items in namespaces, with TTLs, filtered listing and (with store.index) semantic search. */
 export function storeRoutes(): Hono {
   const app = new Hono();
 
@@ -23,7 +23,8 @@ export function storeRoutes(): Hono {
       const existing = await c.var.deps.store.get(item.namespace, item.key, false);
       if (!visible(item, filters) || (existing && !visible(existing, filters))) throw forbidden();
     }
-    await c.var.deps.store.put(item.namespace, item.key, item.value, b.ttl ?? null);
+    const itemIndex = value.index as false | string[] | null | undefined;
+    await c.var.deps.store.put(item.namespace, item.key, item.value, b.ttl ?? null, itemIndex);
     return c.body(null, 204);
   });
 
@@ -53,7 +54,9 @@ export function storeRoutes(): Hono {
 
   app.post("/store/items/search", async (c) => {
     const b = await body(c, storeSearchSchema);
-    if (b.query) throw invalid("query: semantic search needs store.index in langgraph.json, which this deployment does not configure");
+    if (b.query && !c.var.deps.store.semantic) {
+      throw invalid("query: semantic search needs store.index in langgraph.json, which this deployment does not configure");
+    }
     const value: Record<string, unknown> = {
       namespace: [...(b.namespace_prefix ?? [])],
       filter: b.filter ?? null,
@@ -69,6 +72,7 @@ export function storeRoutes(): Hono {
       offset: b.offset,
       refreshTtl: b.refresh_ttl ?? true,
       auth: filters ?? undefined,
+      query: (value.query as string | null) ?? null,
     });
     return c.json({ items });
   });
