@@ -17,6 +17,7 @@ import type { Logger } from "../lib/logger.js";
 import { Releasers } from "../lib/releasers.js";
 import { buildServices } from "../services.js";
 import { migrate } from "../storage/migrate.js";
+import { StoreStartupError } from "../storage/server-version.js";
 import { holdSingleProcessLock } from "../storage/single-process.js";
 import { cronQueueFor, loadExtensions } from "./extensions.js";
 import { openStores } from "./stores.js";
@@ -107,6 +108,11 @@ async function main(argv: string[]): Promise<void> {
   try {
     await run(args, config, logger, releasers, graphsFile, shutdown.signal, (s) => (server = s), (w) => (worker = w));
   } catch (err) {
+    if (err instanceof StoreStartupError) {
+      // An unreachable or unsupported store is the operator's to fix: one line, no stack trace.
+      await stop().catch(() => {});
+      fail(err.message, 1);
+    }
     if (err instanceof StoreIndexError) {
       // A configuration problem (langgraph.json store.index), reported like the other config errors.
       await stop().catch(() => {});

@@ -8,6 +8,7 @@ import { createCheckpointer } from "../storage/checkpointer.js";
 import { createSql } from "../storage/db.js";
 import type { Sql } from "../storage/db.js";
 import { startEmbeddedPostgres } from "../storage/embedded.js";
+import { checkPostgresServer, checkRedisConnect } from "../storage/server-version.js";
 import type { RunStreamBus } from "../stream/bus.js";
 import { createMemoryBus } from "../stream/memory-bus.js";
 import { createRedisBus } from "../stream/redis-bus.js";
@@ -27,6 +28,10 @@ export interface Stores {
  * Pool budget: LANGGRAPH_POSTGRES_POOL_MAX_SIZE split between our pool (half),
  * the checkpointer's pool and the Postgres queue backend.
  */
+/** How long start-up waits for Redis (ioredis itself would retry forever). */
+const REDIS_CONNECT_TIMEOUT_MS = 10_000;
+
+/** Throws StoreStartupError (one operator-facing line) for an unreachable or unsupported store. */
 export async function openStores(config: Config, releasers: Releasers, logger: Logger): Promise<Stores> {
   let postgresUri = config.postgresUri;
   const embedded = postgresUri === null;
@@ -40,6 +45,12 @@ export async function openStores(config: Config, releasers: Releasers, logger: L
   const ours = Math.max(2, Math.floor(budget / 2));
   const sql = createSql(postgresUri, ours);
   releasers.add("postgres pool", () => sql.end({ timeout: 5 }));
+  if (!embedded) {
+    await checkPostgresServer(
+      async () => Number((await sql.unsafe<Array<{ server_version_num: string }>>("SHOW server_version_num"))[0]!.server_version_num),
+      { uri: postgresUri, variable: config.postgresUriVar ?? "POSTGRES_URI" },
+    );
+  }
   const { saver, pool } = createCheckpointer(postgresUri, Math.max(2, budget - ours - 2), (err) =>
     logger.warn({ err }, "checkpointer pool error"),
   );
@@ -48,9 +59,18 @@ export async function openStores(config: Config, releasers: Releasers, logger: L
   let redis: Redis | null = null;
   if (config.redisUri) {
     const client = new Redis(config.redisUri, { maxRetriesPerRequest: null, lazyConnect: true });
-    client.on("error", (err) => logger.warn({ err: err.message }, "redis error"));
-    releasers.add("redis", () => client.quit().catch(() => client.disconnect()));
-    await client.connect();
+    // Until the first connect succeeds, its failure is reported once, below.
+    let connected = false;
+    let firstError: unknown = null;
+    client.on("error", (err) => (connected ? logger.warn({ err: err.message }, "redis error") : (firstError ??= err)));
+    releasers.add("redis", () => (connected ? client.quit().then(() => {}, () => client.disconnect()) : client.disconnect()));
+    // connect() rejects with "Connection is closed."; the cause arrived as an "error" event.
+    await checkRedisConnect(() => client.connect().catch((err: unknown) => Promise.reject(firstError ?? err)), {
+      uri: config.redisUri,
+      variable: config.redisUriVar ?? "REDIS_URI",
+      timeoutMs: REDIS_CONNECT_TIMEOUT_MS,
+    });
+    connected = true;
     redis = client;
   }
   const onError = (err: unknown) => logger.warn({ err }, "queue/stream error");

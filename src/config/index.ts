@@ -14,6 +14,9 @@ export interface Config {
   postgresUri: string | null;
   /** REDIS_URI_CUSTOM, else REDIS_URI; null = no Redis (Postgres queue, in-process streams). */
   redisUri: string | null;
+  /** Which variable supplied postgresUri / redisUri (named in start-up errors). */
+  postgresUriVar: "POSTGRES_URI_CUSTOM" | "POSTGRES_URI" | "DATABASE_URI" | null;
+  redisUriVar: "REDIS_URI_CUSTOM" | "REDIS_URI" | null;
   redisKeyPrefix: string;
   postgresPoolMax: number;
   dataDir: string;
@@ -103,6 +106,8 @@ export function loadConfig(env: Record<string, string | undefined>): Readonly<Co
   return Object.freeze({
     postgresUri: e.POSTGRES_URI_CUSTOM ?? e.POSTGRES_URI ?? e.DATABASE_URI ?? null,
     redisUri: e.REDIS_URI_CUSTOM ?? e.REDIS_URI ?? null,
+    postgresUriVar: e.POSTGRES_URI_CUSTOM ? "POSTGRES_URI_CUSTOM" : e.POSTGRES_URI ? "POSTGRES_URI" : e.DATABASE_URI ? "DATABASE_URI" : null,
+    redisUriVar: e.REDIS_URI_CUSTOM ? "REDIS_URI_CUSTOM" : e.REDIS_URI ? "REDIS_URI" : null,
     redisKeyPrefix: e.REDIS_KEY_PREFIX,
     postgresPoolMax: e.LANGGRAPH_POSTGRES_POOL_MAX_SIZE,
     dataDir: e.OPENPLANE_DATA_DIR,

@@ -8,6 +8,7 @@ import type { CheckpointsRepo } from "../storage/checkpoints.js";
 import type { RunsRepo } from "../storage/runs.js";
 import type { ThreadsRepo } from "../storage/threads.js";
 import type { RunStreamBus } from "../stream/bus.js";
+import { publishThreadEvent } from "../stream/thread-stream.js";
 import type { AbortReason } from "./execute-run.js";
 import { executeRun, readThreadValues } from "./execute-run.js";
 import type { Tracing } from "./tracing.js";
@@ -66,13 +67,18 @@ export function createWorker(deps: WorkerDeps) {
     if (!run) return;
     const rlog = log.child({ run_id: run.run_id, thread_id: run.thread_id, attempt: run.attempt });
     const { attempt: _a, lease_owner: _o, lease_expires_at: _e, cancel_action: _c, ...publicRun } = run;
+    // The thread's stream (GET /threads/{id}/stream): run start/end and state changes only.
+    const threadEvent = (event: "lifecycle" | "state_update", data: unknown) =>
+      publishThreadEvent(deps.bus, run.thread_id, event, data).catch((err) => rlog.warn({ err }, "thread stream publish failed"));
     if (run.attempt > deps.maxAttempts) {
       rlog.warn("run exceeded max attempts");
       await deps.runs.failExhausted(run.run_id, owner);
       await deps.bus.finish(run.run_id);
+      await threadEvent("lifecycle", { run_id: run.run_id, status: "error" });
       return;
     }
     rlog.info("run started");
+    await threadEvent("lifecycle", { run_id: run.run_id, status: "running" });
     const controller = new AbortController();
     active.set(run.run_id, controller);
     const abort = (reason: AbortReason) => {
@@ -117,6 +123,7 @@ export function createWorker(deps: WorkerDeps) {
       if (controller.signal.reason === "rollback") {
         await rollback(run.run_id, run.thread_id, String(run.kwargs.config.configurable?.graph_id ?? ""));
         rlog.info({ ms: Date.now() - started }, "run rolled back");
+        await threadEvent("lifecycle", { run_id: run.run_id, status: "interrupted" });
         return;
       }
       const { finished, next } = await deps.runs.finish({ run_id: run.run_id, owner, ...outcome });
@@ -125,6 +132,11 @@ export function createWorker(deps: WorkerDeps) {
       // worker, that attempt will end the stream; ending it here would cut its readers off.
       const fresh = finished ? null : await deps.runs.get(null, run.run_id);
       if (!fresh || isTerminal(fresh.status)) await deps.bus.finish(run.run_id);
+      if (finished) {
+        await threadEvent("lifecycle", { run_id: run.run_id, status: outcome.status });
+        const values = outcome.values ?? (await deps.threads.get(run.thread_id).catch(() => null))?.values ?? null;
+        if (values) await threadEvent("state_update", { values, run_id: run.run_id });
+      }
       if (next) await deps.queue.dispatch([next]);
       if (run.kwargs.webhook && finished) {
         const payload = {
@@ -148,6 +160,8 @@ export function createWorker(deps: WorkerDeps) {
       // from its last checkpoint.
       const reason = controller.signal.reason as AbortReason | undefined;
       if (reason === "shutdown") {
+        // Said before the release, so it cannot follow the next attempt's "running".
+        await threadEvent("lifecycle", { run_id: run.run_id, status: "pending" });
         const back = await deps.runs.release(run.run_id, owner).catch(() => null);
         if (back) await deps.queue.dispatch([back]).catch(() => {});
       }

@@ -12,6 +12,7 @@ import { metaRoutes } from "./routes/meta.js";
 import { runRoutes } from "./routes/runs.js";
 import { storeRoutes } from "./routes/store.js";
 import { threadStateRoutes } from "./routes/thread-state.js";
+import { threadStreamRoutes } from "./routes/thread-stream.js";
 import { threadRoutes } from "./routes/threads.js";
 
 const DEFAULT_HTTP: HttpOptions = {
@@ -70,6 +71,7 @@ export function createApp(deps: AppDeps): Hono {
   if (!off.threads) {
     app.route("/", threadRoutes());
     app.route("/", threadStateRoutes());
+    app.route("/", threadStreamRoutes());
   }
   if (!off.runs) {
     // Before the run routes: /runs/crons/... must not be read as /runs/:run_id/...

@@ -394,3 +394,13 @@ export const cronCountSchema = z.object({
 
 export type CronCreateBody = z.output<typeof cronCreateSchema>;
 export type CronPatchBody = z.output<typeof cronPatchSchema>;
+
+// ---- thread stream -----------------------------------------------------------------------
+
+const threadStreamMode = z.enum(["run_modes", "lifecycle", "state_update"], { error: "must be one of: run_modes, lifecycle, state_update" });
+
+/** GET /threads/{id}/stream: `stream_mode` (SDKs) or `stream_modes` (spec), each already split into names. */
+export const threadStreamQuerySchema = z.object({
+  stream_mode: z.array(threadStreamMode).optional(),
+  stream_modes: z.array(threadStreamMode).optional(),
+});

@@ -13,6 +13,10 @@ export interface Subscription extends AsyncIterable<StreamEvent> {
   close(): Promise<void>;
 }
 
+export interface PublishOptions {
+  rolling?: boolean;
+}
+
 /** Internal marker appended when a run's stream is complete; never sent to clients. */
 export const END_EVENT = "__end__";
 
@@ -23,7 +27,11 @@ export const END_EVENT = "__end__";
  * Ids are `<ms>-<seq>`, monotonic per run.
  */
 export interface RunStreamBus {
-  publish(runId: string, event: string, data: string): Promise<string>;
+  /**
+   * `rolling`: for a log that never finishes (a thread's, see thread-stream.ts): the log
+   * expires `ttl` seconds after its latest event instead of lasting until finish().
+   */
+  publish(runId: string, event: string, data: string, opts?: PublishOptions): Promise<string>;
   /** Appends the end marker and schedules the log's expiry. */
   finish(runId: string): Promise<void>;
   /**

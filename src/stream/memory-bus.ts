@@ -34,12 +34,22 @@ export function createMemoryBus(opts: { ttlSecs: number; maxEvents?: number }): 
   };
 
   return {
-    async publish(runId, event, data) {
+    async publish(runId, event, data, popts) {
       const log = logFor(runId);
       if (log.expiry) {
         // A new attempt of the run after an earlier end marker: keep the log alive.
         clearTimeout(log.expiry);
         log.expiry = null;
+      }
+      if (popts?.rolling) {
+        // Expires ttl after its latest event; its clock goes with it (ids stay time-based).
+        log.expiry = setTimeout(() => {
+          log.events = [];
+          log.expiry = null;
+          clock.forget(runId);
+          release(runId, log);
+        }, opts.ttlSecs * 1000);
+        log.expiry.unref();
       }
       const last = log.events.at(-1);
       if (last) clock.advance(runId, last.id);

@@ -7,7 +7,8 @@ import { EventQueue } from "./event-queue.js";
 
 /**
  * Appends one event and publishes it with the id of the log entry before it.
- * KEYS: log, channel. ARGV: maxlen, id, event, data. An XADD error (id not
+ * KEYS: log, channel. ARGV: maxlen, id, event, data, ttl (0: the log persists until
+ * finish(); otherwise it expires ttl seconds after this event). An XADD error (id not
  * above the log's last one) aborts the script before anything is published.
  */
 const APPEND_SCRIPT = `
@@ -15,7 +16,7 @@ local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
 local prev = '0-0'
 if last[1] then prev = last[1][1] end
 local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], ARGV[2], 'e', ARGV[3], 'd', ARGV[4])
-redis.call('PERSIST', KEYS[1])
+if tonumber(ARGV[5]) > 0 then redis.call('EXPIRE', KEYS[1], ARGV[5]) else redis.call('PERSIST', KEYS[1]) end
 redis.call('PUBLISH', KEYS[2], id .. '\\n' .. prev .. '\\n' .. ARGV[3] .. '\\n' .. ARGV[4])
 return id`;
 const APPEND_SHA = createHash("sha1").update(APPEND_SCRIPT).digest("hex");
@@ -109,8 +110,8 @@ export function createRedisBus(opts: {
     return last ? last[0] : null;
   };
 
-  const appendScript = (runId: string, id: string, event: string, data: string) => {
-    const args = [logKey(runId), evChannel(runId), maxEvents, id, event, data] as const;
+  const appendScript = (runId: string, id: string, event: string, data: string, ttl = 0) => {
+    const args = [logKey(runId), evChannel(runId), maxEvents, id, event, data, ttl] as const;
     return client.evalsha(APPEND_SHA, 2, ...args).catch((err: unknown) => {
       if (/NOSCRIPT/.test(String((err as Error).message))) return client.eval(APPEND_SCRIPT, 2, ...args);
       throw err;
@@ -139,7 +140,9 @@ export function createRedisBus(opts: {
   }
 
   return {
-    publish: (runId, event, data) => append(runId, event, data),
+    // A rolling log (a thread's) takes Redis's own ids: monotonic across processes, no clock kept here.
+    publish: async (runId, event, data, popts) =>
+      popts?.rolling ? String(await appendScript(runId, "*", event, data, opts.ttlSecs)) : append(runId, event, data),
 
     async finish(runId) {
       await append(runId, END_EVENT, "null");

@@ -288,6 +288,26 @@ describe("memory bus specifics", () => {
     }
   });
 
+  it("a rolling log expires ttl after its latest event, not before", async () => {
+    const bus = createMemoryBus({ ttlSecs: 1 });
+    try {
+      const stream = `thread:${uuidv7()}`;
+      await bus.publish(stream, "lifecycle", "{}", { rolling: true });
+      await new Promise((r) => setTimeout(r, 700));
+      await bus.publish(stream, "lifecycle", "{}", { rolling: true });
+      await new Promise((r) => setTimeout(r, 700));
+      const kept = await bus.subscribe(stream, { after: "-1" });
+      kept.drainAndStop();
+      expect(await collect(kept)).toHaveLength(2);
+      await new Promise((r) => setTimeout(r, 400));
+      const gone = await bus.subscribe(stream, { after: "-1" });
+      gone.drainAndStop();
+      expect(await collect(gone)).toEqual([]);
+    } finally {
+      await bus.close();
+    }
+  });
+
   it("keeps only the last maxEvents events", async () => {
     const bus = createMemoryBus({ ttlSecs: 60, maxEvents: 5 });
     try {
@@ -340,6 +360,25 @@ describe.skipIf(!hasRedis())(`redis bus${hasRedis() ? "" : ` (skipped: ${redisSk
     expect(await redis.xlen(key)).toBe(4); // three events and the end marker
     await bus.publish(run, "values", "{}");
     expect(await redis.ttl(key)).toBe(-1);
+  });
+
+  it("a rolling log (a thread's) expires ttl after its latest event, with Redis-made increasing ids", async () => {
+    const prefix = `${uniquePrefix("roll")}:`;
+    const bus = makeBus(prefix, 120);
+    const redis = client();
+    const stream = `thread:${uuidv7()}`;
+    const key = `${prefix}run:${stream}:log`;
+    const a = await bus.publish(stream, "lifecycle", "{}", { rolling: true });
+    const ttl = await redis.ttl(key);
+    expect(ttl).toBeGreaterThan(100);
+    expect(ttl).toBeLessThanOrEqual(120);
+    await redis.expire(key, 5);
+    const b = await bus.publish(stream, "state_update", "{}", { rolling: true });
+    expect(await redis.ttl(key)).toBeGreaterThan(100); // refreshed by each event
+    expect(compareIds(b, a)).toBeGreaterThan(0);
+    const sub = await bus.subscribe(stream, { after: "-1" });
+    sub.drainAndStop();
+    expect((await collect(sub)).map((e) => e.id)).toEqual([a, b]);
   });
 
   it("keys live under the configured prefix", async () => {

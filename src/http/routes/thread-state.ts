@@ -5,6 +5,7 @@ import type { Thread } from "../../domain/assistant.js";
 import { badRequest, conflict, notFound } from "../../domain/errors.js";
 import type { RunnableGraph, StateSnapshotLike } from "../../graphs/registry.js";
 import { toPlain } from "../../stream/serialize.js";
+import { publishThreadEvent } from "../../stream/thread-stream.js";
 import { authorize, ensureVisible } from "../authorize.js";
 import type { AppDeps } from "../deps.js";
 import { historySchema, stateAtCheckpointSchema, stateQuerySchema, updateStateSchema } from "../schemas.js";
@@ -48,7 +49,10 @@ export function threadStateRoutes(): Hono {
       },
     };
     const next = await graph.updateState(config, b.values ?? null, b.as_node);
-    await cacheState(deps, graph, thread.thread_id);
+    const values = await cacheState(deps, graph, thread.thread_id);
+    await publishThreadEvent(deps.bus, thread.thread_id, "state_update", { values }).catch((err) =>
+      deps.logger.warn({ err, thread_id: thread.thread_id }, "thread stream publish failed"),
+    );
     return c.json({ checkpoint: checkpointOf(next as StateSnapshotLike["config"]) });
   });
 
@@ -108,14 +112,16 @@ export async function graphFor(c: Context, thread: Thread): Promise<RunnableGrap
 }
 
 /** Caches the thread's current values and interrupts on its row (after a direct state update). */
-export async function cacheState(deps: AppDeps, graph: RunnableGraph, threadId: string): Promise<void> {
+export async function cacheState(deps: AppDeps, graph: RunnableGraph, threadId: string): Promise<Record<string, unknown>> {
   const state = await graph.getState({ configurable: { thread_id: threadId } });
   const summary = formatState(state);
+  const values = summary.values as Record<string, unknown>;
   await deps.threads.setState(threadId, {
-    values: summary.values as Record<string, unknown>,
+    values,
     interrupts: interruptsByTask(state),
     hasPendingNext: (state.next ?? []).length > 0,
   });
+  return values;
 }
 
 /** The path's thread, authorized as `threads:<action>`; one the filters exclude is "not found". */
