@@ -131,6 +131,7 @@ const OPERATIONS: Operation[] = [
   { method: "post", path: `${thread}/state/checkpoint`, tag: "Threads", summary: "State at a checkpoint (subgraphs)", body: s.stateAtCheckpointSchema, returns: "ThreadState" },
   { method: "post", path: `${thread}/history`, tag: "Threads", summary: "State history, newest first", body: s.historySchema, returns: "ThreadState", array: true },
   { method: "get", path: `${thread}/history`, tag: "Threads", summary: "State history, newest first", returns: "ThreadState", array: true },
+  { method: "get", path: `${thread}/stream`, tag: "Threads", summary: "SSE of every run on the thread (stream_mode run_modes | lifecycle | state_update; Last-Event-ID resumes)" },
 
   { method: "post", path: `${thread}/runs`, tag: "Thread runs", summary: "Create a background run", body: s.runCreateStatefulSchema, returns: "Run" },
   { method: "post", path: `${thread}/runs/stream`, tag: "Thread runs", summary: "Create a run and stream it (SSE)", body: s.runCreateStatefulSchema },
