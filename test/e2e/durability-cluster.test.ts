@@ -165,7 +165,10 @@ describe.skipIf(!hasRedis())(hasRedis() ? title : `${title} (skipped: ${redisSki
     for (let k = 0; k < PER_THREAD; k++) {
       for (const [i, t] of threads.entries()) {
         const label = `fifo-t${i}-r${k}`;
-        const run = await api1.runs.create(t.thread_id, DURABLE_GRAPH, { input: durableInput(3, 100, label), multitaskStrategy: "enqueue" });
+        // The run cancelled below is delayed, so it is certainly still pending when cancelled,
+        // however slow the machine (its neighbours may already have run by then).
+        const delay = i === 0 && k === 1 ? { afterSeconds: 60 } : {};
+        const run = await api1.runs.create(t.thread_id, DURABLE_GRAPH, { input: durableInput(3, 100, label), multitaskStrategy: "enqueue", ...delay });
         created[i]!.push({ run_id: run.run_id, label });
       }
     }
