@@ -1,45 +1,21 @@
-import { Queue, Worker, createPostgresBackend } from "bullmq";
-import type { Redis } from "ioredis";
+import { bullmqQueue, bullmqWorker } from "./bullmq-backend.js";
+import type { QueueBackend } from "./bullmq-backend.js";
 import type { RunQueue, RunQueueConsumer } from "./run-queue.js";
 
 const QUEUE_NAME = "runs";
 const FORCED_CLOSE_WAIT_MS = 1_000;
 
-export type QueueBackend =
-  | { kind: "redis"; connection: Redis; prefix: string }
-  | { kind: "postgres"; uri: string; schema: string; poolMax: number };
+export type { QueueBackend } from "./bullmq-backend.js";
 
-type AnyQueue = Queue<{ run_id: string }, void, string, any, any>;
+type RunJobData = { run_id: string };
+type AnyQueue = ReturnType<typeof bullmqQueue<RunJobData>>;
 
 /** BullMQ on Redis, or on BullMQ's PostgreSQL backend when no Redis is configured. */
 export function createBullmqQueue(backend: QueueBackend, onError: (err: unknown) => void): RunQueue {
   const make = {
-    queue: (): AnyQueue =>
-      backend.kind === "redis"
-        ? new Queue(QUEUE_NAME, { connection: backend.connection, prefix: backend.prefix })
-        : (new Queue(
-            QUEUE_NAME,
-            { connection: { connectionString: backend.uri, schema: backend.schema, max: 2, migrate: true } },
-            createPostgresBackend,
-          ) as unknown as AnyQueue),
-    worker: (concurrency: number, processor: (job: { data: { run_id: string } }) => Promise<void>) =>
-      backend.kind === "redis"
-        ? new Worker(QUEUE_NAME, processor, {
-            connection: backend.connection,
-            prefix: backend.prefix,
-            concurrency,
-            autorun: false,
-          })
-        : new Worker(
-            QUEUE_NAME,
-            processor,
-            {
-              connection: { connectionString: backend.uri, schema: backend.schema, max: Math.max(2, backend.poolMax), migrate: true },
-              concurrency,
-              autorun: false,
-            },
-            createPostgresBackend,
-          ),
+    queue: (): AnyQueue => bullmqQueue<RunJobData>(QUEUE_NAME, backend),
+    worker: (concurrency: number, processor: (job: { data: RunJobData }) => Promise<void>) =>
+      bullmqWorker<RunJobData>(QUEUE_NAME, backend, concurrency, processor),
   };
 
   let queue: AnyQueue | null = null;

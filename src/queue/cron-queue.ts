@@ -1,5 +1,5 @@
-import { Queue, Worker, createPostgresBackend } from "bullmq";
-import type { QueueBackend } from "./bullmq-queue.js";
+import { bullmqQueue, bullmqWorker } from "./bullmq-backend.js";
+import type { QueueBackend } from "./bullmq-backend.js";
 import type { RunQueueConsumer } from "./run-queue.js";
 
 const QUEUE_NAME = "crons";
@@ -32,19 +32,14 @@ export interface CronQueue {
 }
 
 type CronJobData = { cron_id: string };
-type AnyQueue = Queue<CronJobData, void, string, any, any>;
+type AnyQueue = ReturnType<typeof bullmqQueue<CronJobData>>;
 
 /** Beside the run queue (createBullmqQueue), on the same backend, under its own queue name. */
 export function createCronQueue(backend: QueueBackend, onError: (err: unknown) => void): CronQueue {
-  const pgConnection = (max: number) =>
-    backend.kind === "postgres" ? { connectionString: backend.uri, schema: backend.schema, max, migrate: true } : null;
   let queue: AnyQueue | null = null;
   const getQueue = (): AnyQueue => {
     if (!queue) {
-      queue =
-        backend.kind === "redis"
-          ? new Queue<CronJobData>(QUEUE_NAME, { connection: backend.connection, prefix: backend.prefix })
-          : (new Queue(QUEUE_NAME, { connection: pgConnection(2)! }, createPostgresBackend) as unknown as AnyQueue);
+      queue = bullmqQueue<CronJobData>(QUEUE_NAME, backend);
       queue.on("error", onError);
     }
     return queue;
@@ -80,20 +75,7 @@ export function createCronQueue(backend: QueueBackend, onError: (err: unknown) =
         const fireMs = Number.isFinite(fromId) && fromId > 0 ? fromId : job.timestamp + (job.delay ?? 0);
         await handler(job.data.cron_id, fireMs);
       };
-      const worker =
-        backend.kind === "redis"
-          ? new Worker<CronJobData>(QUEUE_NAME, processor, {
-              connection: backend.connection,
-              prefix: backend.prefix,
-              concurrency,
-              autorun: false,
-            })
-          : new Worker(
-              QUEUE_NAME,
-              processor,
-              { connection: pgConnection(2)!, concurrency, autorun: false },
-              createPostgresBackend,
-            );
+      const worker = bullmqWorker<CronJobData>(QUEUE_NAME, { ...backend, ...(backend.kind === "postgres" ? { poolMax: 2 } : {}) }, concurrency, processor);
       worker.on("error", onError);
       void worker.run().catch(onError);
       await worker.waitUntilReady();

@@ -33,14 +33,8 @@ export interface AssistantSearch extends AssistantFilter {
   select?: readonly AssistantField[];
 }
 
-export interface AssistantCreate {
-  assistant_id: string;
-  graph_id: string;
-  config: Record<string, unknown>;
-  context: Record<string, unknown>;
-  metadata: Record<string, unknown>;
-  name: string;
-  description: string | null;
+export interface AssistantCreate
+  extends Pick<Assistant, "assistant_id" | "graph_id" | "config" | "context" | "metadata" | "name" | "description"> {
   if_exists: "raise" | "do_nothing";
 }
 
