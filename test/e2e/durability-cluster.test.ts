@@ -18,20 +18,17 @@
  *   gaps, increasing ids; after the run, `lastEventId: "-1"` replays it all.
  */
 import type { Client } from "@langchain/langgraph-sdk";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { killAll, printLogsOnFailure } from "../helpers/cli.js";
+import { describe, expect, it } from "vitest";
 import {
-  Cluster,
   DURABLE_GRAPH,
   durableInput,
   expectSerialPerThread,
   readRecords,
-  tempLog,
+  useDurableCluster,
   waitFor,
   withoutHeartbeats,
 } from "../helpers/cluster.js";
-import { createTestDatabase, hasRedis, redisSkipReason, redisUri } from "../helpers/services.js";
-import type { TestDatabase } from "../helpers/services.js";
+import { hasRedis, redisSkipReason } from "../helpers/services.js";
 import type { Chunk } from "./support.js";
 import { collect, compareEventIds, expectStrictlyIncreasingIds, sdk } from "./support.js";
 
@@ -40,43 +37,30 @@ const title = "two API processes and two workers on one PostgreSQL and Redis";
 const is404 = (err: unknown) => (err as { status?: number }).status === 404 || /404|not found/i.test(String(err));
 
 describe.skipIf(!hasRedis())(hasRedis() ? title : `${title} (skipped: ${redisSkipReason() ?? "no Redis"})`, () => {
-  let db: TestDatabase | undefined;
-  let log: Awaited<ReturnType<typeof tempLog>> | undefined;
-  let cluster: Cluster | undefined;
   let api1: Client;
   let api2: Client;
-
-  beforeAll(async () => {
-    db = await createTestDatabase("durable_cluster");
-    log = await tempLog("durable-cluster");
-    cluster = new Cluster({ postgresUri: db.uri, redisUri: redisUri(), logFile: log.file });
-    const [a1, a2] = await Promise.all([cluster.startApi(), cluster.startApi(), cluster.startWorker(), cluster.startWorker()]);
-    api1 = sdk(a1.url);
-    api2 = sdk(a2.url);
+  const durable = useDurableCluster({
+    database: "durable_cluster",
+    logLabel: "durable-cluster",
+    start: async (cluster) => {
+      const [a1, a2] = await Promise.all([cluster.startApi(), cluster.startApi(), cluster.startWorker(), cluster.startWorker()]);
+      api1 = sdk(a1.url);
+      api2 = sdk(a2.url);
+    },
   });
-
-  afterAll(async () => {
-    await cluster?.stopAll();
-    await killAll();
-    cluster?.expectNoSurvivors();
-    await db?.drop();
-    await log?.cleanup();
-  });
-
-  printLogsOnFailure(() => cluster?.all() ?? []);
 
   /** A 20-step run created on API 2, at step 2 on some worker. */
   const runningRun = async (label: string, threadId?: string) => {
     const thread = threadId ?? (await api2.threads.create()).thread_id;
     const run = await api2.runs.create(thread, DURABLE_GRAPH, { input: durableInput(20, 300, label) });
-    const at = await waitFor(`${label} to reach step 2`, () => readRecords(log!.file, run.run_id).find((r) => r.ev === "start" && r.step === 2));
-    expect(cluster!.byPid(at.pid)?.command, "executed by a worker process").toBe("worker");
+    const at = await waitFor(`${label} to reach step 2`, () => readRecords(durable.log.file, run.run_id).find((r) => r.ev === "start" && r.step === 2));
+    expect(durable.cluster.byPid(at.pid)?.command, "executed by a worker process").toBe("worker");
     return { thread, run };
   };
 
   /** After a cancel at `cancelledAt`: the step in flight aborted, nothing started later. Returns the abort delay. */
   const expectStoppedPromptly = (runId: string, cancelledAt: number) => {
-    const records = readRecords(log!.file, runId);
+    const records = readRecords(durable.log.file, runId);
     const aborts = records.filter((r) => r.ev === "abort");
     expect(aborts.length, "the step in flight saw the abort signal").toBe(1);
     expect(records.filter((r) => r.ev === "start" && r.t > aborts[0]!.t)).toEqual([]);
@@ -197,7 +181,7 @@ describe.skipIf(!hasRedis())(hasRedis() ? title : `${title} (skipped: ${redisSki
     expect(chunks[0]).toMatchObject({ event: "metadata", data: { run_id: created[1]![2]!.run_id, attempt: 1 } });
     expect(chunks.some((c) => c.event === "error")).toBe(false);
 
-    const records = readRecords(log!.file).filter((r) => r.label.startsWith("fifo-"));
+    const records = readRecords(durable.log.file).filter((r) => r.label.startsWith("fifo-"));
     const order = expectSerialPerThread(records);
     for (const [i, t] of threads.entries()) {
       const expected = created[i]!.filter((r) => r !== skipped);

@@ -15,11 +15,9 @@
  * The many-cycle version is test/soak/durability-kill.soak.test.ts.
  */
 import type { Client } from "@langchain/langgraph-sdk";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { killAll, printLogsOnFailure } from "../helpers/cli.js";
-import { Cluster, DURABLE_GRAPH, durableInput, expectResumedWithoutRedo, readRecords, sleep, tempLog, waitFor, withoutHeartbeats } from "../helpers/cluster.js";
-import { createTestDatabase, hasRedis, redisSkipReason, redisUri } from "../helpers/services.js";
-import type { TestDatabase } from "../helpers/services.js";
+import { describe, expect, it } from "vitest";
+import { DURABLE_GRAPH, durableInput, expectResumedWithoutRedo, readRecords, sleep, useDurableCluster, waitFor, withoutHeartbeats } from "../helpers/cluster.js";
+import { hasRedis, redisSkipReason } from "../helpers/services.js";
 import type { Chunk } from "./support.js";
 import { collect, expectStrictlyIncreasingIds, sdk } from "./support.js";
 
@@ -28,31 +26,18 @@ const STEP_MS = 400;
 const title = "SIGKILL of the worker executing a run";
 
 describe.skipIf(!hasRedis())(hasRedis() ? title : `${title} (skipped: ${redisSkipReason() ?? "no Redis"})`, () => {
-  let db: TestDatabase | undefined;
-  let log: Awaited<ReturnType<typeof tempLog>> | undefined;
-  let cluster: Cluster | undefined;
   let client: Client;
-
-  beforeAll(async () => {
-    db = await createTestDatabase("durable_kill");
-    log = await tempLog("durable-kill");
-    cluster = new Cluster({ postgresUri: db.uri, redisUri: redisUri(), logFile: log.file });
-    const [api] = await Promise.all([cluster.startApi(), cluster.startWorker(), cluster.startWorker()]);
-    client = sdk(api.url);
+  const durable = useDurableCluster({
+    database: "durable_kill",
+    logLabel: "durable-kill",
+    start: async (cluster) => {
+      const [api] = await Promise.all([cluster.startApi(), cluster.startWorker(), cluster.startWorker()]);
+      client = sdk(api.url);
+    },
   });
-
-  afterAll(async () => {
-    await cluster?.stopAll();
-    await killAll();
-    cluster?.expectNoSurvivors();
-    await db?.drop();
-    await log?.cleanup();
-  });
-
-  printLogsOnFailure(() => cluster?.all() ?? []);
 
   it("another worker finishes the run from its last checkpoint (attempt 2, no step redone, no overlap)", async () => {
-    const c = cluster!;
+    const c = durable.cluster;
     const thread = await client.threads.create();
     const run = await client.runs.create(thread.thread_id, DURABLE_GRAPH, {
       input: durableInput(STEPS, STEP_MS, "kill"),
@@ -68,7 +53,7 @@ describe.skipIf(!hasRedis())(hasRedis() ? title : `${title} (skipped: ${redisSki
 
     // Mid-run: step 2 has been executing for a while (steps 0 and 1 are checkpointed).
     const victimRecord = await waitFor("attempt 1 to reach step 2", () =>
-      readRecords(log!.file, run.run_id).find((r) => r.ev === "start" && r.step === 2),
+      readRecords(durable.log.file, run.run_id).find((r) => r.ev === "start" && r.step === 2),
     );
     await sleep(150);
     const victim = c.byPid(victimRecord.pid);
@@ -91,7 +76,7 @@ describe.skipIf(!hasRedis())(hasRedis() ? title : `${title} (skipped: ${redisSki
     expect(done.status).toBe("success");
 
     // Side record: attempt 1 in the victim, attempt 2 in the survivor, resumed where it stopped.
-    const records = readRecords(log!.file, run.run_id);
+    const records = readRecords(durable.log.file, run.run_id);
     const all = expectResumedWithoutRedo(records, STEPS, { 1: killedAt });
     expect(all.map((a) => a.attempt)).toEqual([1, 2]);
     expect(all[0]!.pids).toEqual([victim!.pid]);

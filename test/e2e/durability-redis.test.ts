@@ -20,25 +20,19 @@
  */
 import type { Client } from "@langchain/langgraph-sdk";
 import { Redis } from "ioredis";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { killAll, printLogsOnFailure } from "../helpers/cli.js";
+import { describe, expect, it } from "vitest";
 import type { CliProcess } from "../helpers/cli.js";
 import {
-  Cluster,
   DURABLE_GRAPH,
   durableInput,
   expectSerialPerThread,
   findRedisServer,
   readRecords,
   sleep,
-  startRedisServer,
-  tempLog,
+  useDurableCluster,
   waitFor,
   withoutHeartbeats,
 } from "../helpers/cluster.js";
-import type { RedisServer } from "../helpers/cluster.js";
-import { createTestDatabase } from "../helpers/services.js";
-import type { TestDatabase } from "../helpers/services.js";
 import type { Chunk } from "./support.js";
 import { collect, sdk } from "./support.js";
 
@@ -46,34 +40,22 @@ const redisBinary = await findRedisServer();
 const title = "runs survive a flushed or restarted Redis";
 
 describe.skipIf(redisBinary === null)(redisBinary ? title : `${title} (skipped: no redis-server on PATH)`, () => {
-  let db: TestDatabase | undefined;
-  let log: Awaited<ReturnType<typeof tempLog>> | undefined;
-  let redis: RedisServer | undefined;
-  let cluster: Cluster | undefined;
   let client: Client;
   /** The one worker (concurrency 1), started by the first test after the flush. */
   let worker: CliProcess | undefined;
   const prefix = "durable-redis:";
-
-  beforeAll(async () => {
-    [db, log, redis] = await Promise.all([createTestDatabase("durable_redis"), tempLog("durable-redis"), startRedisServer(redisBinary!)]);
-    cluster = new Cluster({ postgresUri: db.uri, redisUri: redis.uri, logFile: log.file, redisKeyPrefix: prefix });
-    client = sdk((await cluster.startApi()).url);
+  const durable = useDurableCluster({
+    database: "durable_redis",
+    logLabel: "durable-redis",
+    redisBinary,
+    redisKeyPrefix: prefix,
+    start: async (cluster) => {
+      client = sdk((await cluster.startApi()).url);
+    },
   });
-
-  afterAll(async () => {
-    await cluster?.stopAll();
-    await killAll();
-    cluster?.expectNoSurvivors();
-    await redis?.stop();
-    await db?.drop();
-    await log?.cleanup();
-  });
-
-  printLogsOnFailure(() => cluster?.all() ?? []);
 
   const keyCount = async () => {
-    const c = new Redis(redis!.uri, { maxRetriesPerRequest: 1 });
+    const c = new Redis(durable.redis!.uri, { maxRetriesPerRequest: 1 });
     c.on("error", () => {});
     try {
       return (await c.keys(`${prefix}*`)).length;
@@ -104,7 +86,7 @@ describe.skipIf(redisBinary === null)(redisBinary ? title : `${title} (skipped: 
     const stream = collect(client.runs.joinStream(busyThread.thread_id, busy.run_id, { lastEventId: "-1" }));
     stream.catch(() => {});
     await waitFor(`${label}: the busy run to start step ${atStep}`, () =>
-      readRecords(log!.file, busy.run_id).some((r) => r.ev === "start" && r.step === atStep),
+      readRecords(durable.log.file, busy.run_id).some((r) => r.ev === "start" && r.step === atStep),
     );
     const queued = [];
     for (let i = 0; i < 3; i++) {
@@ -126,12 +108,12 @@ describe.skipIf(redisBinary === null)(redisBinary ? title : `${title} (skipped: 
     for (const r of runs) expect(await statusOf(r.thread_id, r.run_id)).toBe("pending");
 
     expect(await keyCount(), "the queue holds jobs before the flush").toBeGreaterThan(0);
-    await redis!.flushAll();
+    await durable.redis!.flushAll();
     expect(await keyCount()).toBe(0);
 
-    worker = await cluster!.startWorker({ N_JOBS_PER_WORKER: "1" });
+    worker = await durable.cluster.startWorker({ N_JOBS_PER_WORKER: "1" });
     await waitAllSuccess(runs);
-    const order = expectSerialPerThread(readRecords(log!.file).filter((r) => r.label.startsWith("a")));
+    const order = expectSerialPerThread(readRecords(durable.log.file).filter((r) => r.label.startsWith("a")));
     expect(order.get(threads[0]!.thread_id)).toEqual([runs[0]!.run_id, runs[3]!.run_id]);
     const state = await client.threads.getState<{ done: string[] }>(threads[0]!.thread_id);
     expect(state.values.done).toEqual(["a0-1:0", "a0-1:1", "a0-2:0", "a0-2:1"]);
@@ -140,7 +122,7 @@ describe.skipIf(redisBinary === null)(redisBinary ? title : `${title} (skipped: 
   it("FLUSHALL while the worker is busy and runs wait behind it: every run completes, the open stream too", async () => {
     // The worker of the previous test (concurrency 1).
     const { busy, queued, stream } = await busyWorkerWithBacklog("b", 1);
-    await redis!.flushAll();
+    await durable.redis!.flushAll();
     await waitAllSuccess([busy, ...queued]);
     expect(worker!.alive()).toBe(true);
 
@@ -154,9 +136,9 @@ describe.skipIf(redisBinary === null)(redisBinary ? title : `${title} (skipped: 
     // In its last step: its final events, end marker included, are published while the API's
     // subscriber may still be reconnecting; the API must catch up from the log, or the stream hangs.
     const { busy, queued, stream } = await busyWorkerWithBacklog("c", 7);
-    await redis!.kill();
+    await durable.redis!.kill();
     await sleep(1_000);
-    await redis!.start();
+    await durable.redis!.start();
     await waitAllSuccess([busy, ...queued], 60_000);
     expect(worker!.alive()).toBe(true);
     // The stream opened before the restart ends too.
@@ -176,12 +158,12 @@ describe.skipIf(redisBinary === null)(redisBinary ? title : `${title} (skipped: 
   it("a cancel sent while Redis restarts still stops the run (durable flag, not only pub/sub)", async () => {
     const thread = await client.threads.create();
     const run = await client.runs.create(thread.thread_id, DURABLE_GRAPH, { input: durableInput(20, 300, "d") });
-    await waitFor("the run to start step 1", () => readRecords(log!.file, run.run_id).some((r) => r.ev === "start" && r.step === 1));
-    await redis!.kill();
+    await waitFor("the run to start step 1", () => readRecords(durable.log.file, run.run_id).some((r) => r.ev === "start" && r.step === 1));
+    await durable.redis!.kill();
     // Accepted by the API (the flag is in PostgreSQL); the live signal waits for Redis.
     const cancelled = client.runs.cancel(thread.thread_id, run.run_id, false);
     await sleep(800);
-    await redis!.start();
+    await durable.redis!.start();
     await cancelled;
     const t0 = Date.now();
     await waitFor("status interrupted", async () => (await client.runs.get(thread.thread_id, run.run_id)).status === "interrupted", {
@@ -189,7 +171,7 @@ describe.skipIf(redisBinary === null)(redisBinary ? title : `${title} (skipped: 
       intervalMs: 20,
     });
     console.info(`[durability-redis] cancel across a Redis restart: interrupted ${Date.now() - t0} ms after the cancel returned`);
-    expect(readRecords(log!.file, run.run_id).filter((r) => r.ev === "end").length).toBeLessThan(20);
+    expect(readRecords(durable.log.file, run.run_id).filter((r) => r.ev === "end").length).toBeLessThan(20);
     // Still a clean, prompt SIGTERM after all that (nothing in flight: well within the 10 s grace;
     // BullMQ's own close can hang after a Redis restart and must not hold the exit).
     const exit = await worker!.stop();

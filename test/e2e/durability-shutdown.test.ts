@@ -18,51 +18,35 @@
  * (`openplane up` with an embedded PostgreSQL is covered by shutdown.test.ts.)
  */
 import type { Client } from "@langchain/langgraph-sdk";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { killAll, printLogsOnFailure } from "../helpers/cli.js";
+import { describe, expect, it } from "vitest";
 import type { CliProcess } from "../helpers/cli.js";
 import {
-  Cluster,
   DURABLE_GRAPH,
   attempts,
   durableInput,
   expectResumedWithoutRedo,
   readRecords,
-  tempLog,
+  useDurableCluster,
   waitFor,
   withoutHeartbeats,
 } from "../helpers/cluster.js";
-import { createTestDatabase, hasRedis, redisSkipReason, redisUri } from "../helpers/services.js";
-import type { TestDatabase } from "../helpers/services.js";
+import { hasRedis, redisSkipReason } from "../helpers/services.js";
 import type { Chunk } from "./support.js";
 import { collect, expectStrictlyIncreasingIds, sdk } from "./support.js";
 
 const title = "SIGTERM of workers and API processes with runs in flight and streams open";
 
 describe.skipIf(!hasRedis())(hasRedis() ? title : `${title} (skipped: ${redisSkipReason() ?? "no Redis"})`, () => {
-  let db: TestDatabase | undefined;
-  let log: Awaited<ReturnType<typeof tempLog>> | undefined;
-  let cluster: Cluster | undefined;
   let api: CliProcess;
   let client: Client;
-
-  beforeAll(async () => {
-    db = await createTestDatabase("durable_shutdown");
-    log = await tempLog("durable-shutdown");
-    cluster = new Cluster({ postgresUri: db.uri, redisUri: redisUri(), logFile: log.file });
-    api = await cluster.startApi();
-    client = sdk(api.url);
+  const durable = useDurableCluster({
+    database: "durable_shutdown",
+    logLabel: "durable-shutdown",
+    start: async (cluster) => {
+      api = await cluster.startApi();
+      client = sdk(api.url);
+    },
   });
-
-  afterAll(async () => {
-    await cluster?.stopAll();
-    await killAll();
-    cluster?.expectNoSurvivors();
-    await db?.drop();
-    await log?.cleanup();
-  });
-
-  printLogsOnFailure(() => cluster?.all() ?? []);
 
   const expectedDone = (label: string, n: number) => Array.from({ length: n }, (_, i) => `${label}:${i}`);
 
@@ -81,20 +65,20 @@ describe.skipIf(!hasRedis())(hasRedis() ? title : `${title} (skipped: ${redisSki
     const bgThread = await client.threads.create();
     const bg = await client.runs.create(bgThread.thread_id, DURABLE_GRAPH, { input: durableInput(steps, ms, `${label}-bg`) });
     const at = await waitFor(`${label}: the streamed run to reach step ${atStep}`, () =>
-      runId ? readRecords(log!.file, runId).find((r) => r.ev === "start" && r.step === atStep) : undefined,
+      runId ? readRecords(durable.log.file, runId).find((r) => r.ev === "start" && r.step === atStep) : undefined,
     );
-    await waitFor(`${label}: the background run to start`, () => readRecords(log!.file, bg.run_id).length > 0);
+    await waitFor(`${label}: the background run to start`, () => readRecords(durable.log.file, bg.run_id).length > 0);
     return { thread, runId: runId!, stream, bg, executor: at.pid };
   };
 
   it("grace longer than the run: no new run is taken, the runs finish, the stream completes, exit 0", async () => {
-    const c = cluster!;
+    const c = durable.cluster;
     const GRACE = 15;
     // The only worker, so both runs are in flight in it.
     const victim = await c.startWorker({ BG_JOB_SHUTDOWN_GRACE_PERIOD_SECS: String(GRACE) });
     const { thread, runId, stream, bg, executor } = await startRuns("long", 12, 300, 1);
     expect(executor).toBe(victim.pid);
-    expect(readRecords(log!.file, bg.run_id)[0]!.pid).toBe(victim.pid);
+    expect(readRecords(durable.log.file, bg.run_id)[0]!.pid).toBe(victim.pid);
     const stopping = victim.stop({ timeoutMs: (GRACE + 20) * 1000 });
 
     // A run created while it drains waits for another worker (this one, grace 1 s, serves the next test too).
@@ -114,18 +98,18 @@ describe.skipIf(!hasRedis())(hasRedis() ? title : `${title} (skipped: ${redisSki
     console.info(`[durability-shutdown] long grace: the worker drained and exited after ${exit.ms} ms`);
 
     await waitFor("the late run to succeed", async () => (await client.runs.get(t2.thread_id, late.run_id)).status === "success");
-    const lateRecords = readRecords(log!.file, late.run_id);
+    const lateRecords = readRecords(durable.log.file, late.run_id);
     expect(lateRecords.length).toBeGreaterThan(0);
     expect(lateRecords.every((r) => r.pid !== victim.pid), "the draining worker took a new run").toBe(true);
 
     expect((await client.runs.get(thread.thread_id, runId)).status).toBe("success");
-    expect(attempts(readRecords(log!.file, runId)).map((a) => a.attempt)).toEqual([1]);
+    expect(attempts(readRecords(durable.log.file, runId)).map((a) => a.attempt)).toEqual([1]);
     await waitFor("the background run to succeed", async () => (await client.runs.get(bg.thread_id, bg.run_id)).status === "success");
-    expect(attempts(readRecords(log!.file, bg.run_id)).map((a) => a.attempt)).toEqual([1]);
+    expect(attempts(readRecords(durable.log.file, bg.run_id)).map((a) => a.attempt)).toEqual([1]);
   });
 
   it("grace shorter than the run: the run is handed back, another worker resumes it, the stream sees both attempts", async () => {
-    const c = cluster!;
+    const c = durable.cluster;
     const GRACE = 1;
     // Two workers with a 1 s grace period (one from the previous test): either may get the run.
     await c.startWorker({ BG_JOB_SHUTDOWN_GRACE_PERIOD_SECS: String(GRACE) });
@@ -150,7 +134,7 @@ describe.skipIf(!hasRedis())(hasRedis() ? title : `${title} (skipped: ${redisSki
     expect((chunks.at(-1)!.data as { done: string[] }).done).toEqual(expectedDone("short", STEPS));
     expect((await client.runs.get(thread.thread_id, runId)).status).toBe("success");
 
-    const all = expectResumedWithoutRedo(readRecords(log!.file, runId), STEPS, { 1: signalledAt });
+    const all = expectResumedWithoutRedo(readRecords(durable.log.file, runId), STEPS, { 1: signalledAt });
     expect(all.map((a) => a.attempt)).toEqual([1, 2]);
     expect(all[0]!.pids).toEqual([victim.pid]);
     expect(all[0]!.aborted.length, "the step in flight saw the abort signal").toBe(1);
@@ -168,7 +152,7 @@ describe.skipIf(!hasRedis())(hasRedis() ? title : `${title} (skipped: ${redisSki
   });
 
   it("SIGTERM of an API process with an SSE stream open: the stream ends cleanly, exit 0, the run still succeeds", async () => {
-    const c = cluster!;
+    const c = durable.cluster;
     if (!c.workers.some((w) => w.alive())) await c.startWorker();
     const api2 = await c.startApi();
     const client2 = sdk(api2.url);

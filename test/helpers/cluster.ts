@@ -10,26 +10,31 @@
  * {@link RedisServer.stop} are the polite versions.
  *
  * @example
- * const db = await createTestDatabase("durable");
- * const cluster = new Cluster({ postgresUri: db.uri, redisUri: redisUri(), logFile });
- * const api = await cluster.startApi();
- * const w1 = await cluster.startWorker();
+ * let client: Client;
+ * const durable = useDurableCluster({
+ *   database: "durable",
+ *   logLabel: "durable",
+ *   start: async (cluster) => void (client = sdk((await cluster.startApi()).url)),
+ * });
  * ...
- * afterAll(async () => { await cluster.stopAll(); await killAll(); await db.drop(); });
+ * const w1 = await durable.cluster.startWorker();
+ * readRecords(durable.log.file, runId);
  */
 import { spawn } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
-import { constants, existsSync, readFileSync } from "node:fs";
-import { access, mkdtemp, rm } from "node:fs/promises";
+import { existsSync, readFileSync } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { delimiter, join } from "node:path";
+import { join } from "node:path";
 import { Redis } from "ioredis";
-import { expect } from "vitest";
+import { afterAll, beforeAll, expect } from "vitest";
 import type { StepRecord } from "../fixtures/durable/graph.js";
-import { REPO_ROOT, startCli } from "./cli.js";
+import { REPO_ROOT, killAll, printLogsOnFailure, startCli } from "./cli.js";
 import type { CliProcess } from "./cli.js";
 import { freePort } from "./ports.js";
-import { uniquePrefix } from "./services.js";
+import { pingRedis } from "./redis-server.js";
+import { createTestDatabase, redisUri, uniquePrefix } from "./services.js";
+import type { TestDatabase } from "./services.js";
 
 export type { StepRecord };
 
@@ -176,6 +181,66 @@ export async function tempLog(label: string): Promise<{ dir: string; file: strin
       await rm(dir, { recursive: true, force: true });
     },
   };
+}
+
+export type TempLog = Awaited<ReturnType<typeof tempLog>>;
+
+/** What {@link useDurableCluster} sets up; the fields are set before the first test. */
+export interface DurableCluster {
+  db: TestDatabase;
+  log: TempLog;
+  cluster: Cluster;
+  /** The private redis-server, when `redisBinary` was given. */
+  redis: RedisServer | undefined;
+}
+
+/**
+ * The setup and teardown of a durability test's describe block. Before all: a
+ * fresh test database `database`, a side record in a temp dir `logLabel`, a
+ * private redis-server when `redisBinary` is given (else the shared Redis),
+ * a {@link Cluster} on them (`redisKeyPrefix` and `env` as in
+ * {@link ClusterOptions}), then `start(cluster)` to start its processes.
+ * After all: every process stopped, none surviving, the private redis-server
+ * stopped, the database dropped, the side record removed. The processes' logs
+ * are printed when a test fails.
+ */
+export function useDurableCluster(opts: {
+  database: string;
+  logLabel: string;
+  redisBinary?: string | null;
+  redisKeyPrefix?: string;
+  env?: Record<string, string | undefined>;
+  start: (cluster: Cluster) => Promise<void>;
+}): DurableCluster {
+  const ctx: Partial<DurableCluster> = {};
+  beforeAll(async () => {
+    const [db, log, redis] = await Promise.all([
+      createTestDatabase(opts.database),
+      tempLog(opts.logLabel),
+      opts.redisBinary ? startRedisServer(opts.redisBinary) : undefined,
+    ]);
+    Object.assign(ctx, { db, log, redis });
+    ctx.cluster = new Cluster({
+      postgresUri: db.uri,
+      redisUri: redis?.uri ?? redisUri(),
+      logFile: log.file,
+      redisKeyPrefix: opts.redisKeyPrefix,
+      env: opts.env,
+    });
+    await opts.start(ctx.cluster);
+  });
+
+  afterAll(async () => {
+    await ctx.cluster?.stopAll();
+    await killAll();
+    ctx.cluster?.expectNoSurvivors();
+    await ctx.redis?.stop();
+    await ctx.db?.drop();
+    await ctx.log?.cleanup();
+  });
+
+  printLogsOnFailure(() => ctx.cluster?.all() ?? []);
+  return ctx as DurableCluster;
 }
 
 // ---------------------------------------------------------------- side record
@@ -326,32 +391,7 @@ export interface RedisServer {
   stop(): Promise<void>;
 }
 
-export async function findRedisServer(): Promise<string | null> {
-  const dirs = (process.env.PATH ?? "").split(delimiter).filter(Boolean);
-  for (const dir of [...dirs, "/usr/bin", "/usr/local/bin", "/usr/sbin"]) {
-    const candidate = join(dir, "redis-server");
-    try {
-      await access(candidate, constants.X_OK);
-      return candidate;
-    } catch {
-      // not here
-    }
-  }
-  return null;
-}
-
-async function ping(uri: string): Promise<boolean> {
-  const c = new Redis(uri, { lazyConnect: true, connectTimeout: 1_000, maxRetriesPerRequest: 0, enableOfflineQueue: false, retryStrategy: () => null });
-  c.on("error", () => {});
-  try {
-    await c.connect();
-    return (await c.ping()) === "PONG";
-  } catch {
-    return false;
-  } finally {
-    c.disconnect();
-  }
-}
+export { findRedisServer } from "./redis-server.js";
 
 /**
  * Starts a redis-server of our own on a free loopback port (no persistence),
@@ -381,7 +421,7 @@ export async function startRedisServer(binary: string): Promise<RedisServer> {
     const deadline = Date.now() + 10_000;
     while (Date.now() < deadline) {
       if (c.exitCode !== null || c.signalCode !== null) return false;
-      if (await ping(`redis://127.0.0.1:${port}`)) return true;
+      if (await pingRedis(`redis://127.0.0.1:${port}`, 1_000)) return true;
       await sleep(50);
     }
     return false;

@@ -13,14 +13,13 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { constants } from "node:fs";
-import { access, chmod, mkdtemp, rm } from "node:fs/promises";
+import { chmod, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { delimiter, join } from "node:path";
-import { Redis } from "ioredis";
+import { join } from "node:path";
 import pg from "pg";
 import type { TestProject } from "vitest/node";
 import { freePort } from "./ports.js";
+import { findRedisServer, pingRedis } from "./redis-server.js";
 import type {} from "./services.js"; // ProvidedContext keys
 
 interface Services {
@@ -247,7 +246,7 @@ async function startEmbeddedPostgres(): Promise<Started> {
 async function startRedis(): Promise<Started | null> {
   const fromEnv = process.env.REDIS_URI;
   if (fromEnv) {
-    if (!(await pingRedis(fromEnv))) {
+    if (!(await pingRedis(fromEnv, 2_000))) {
       throw new Error(`${LOG_PREFIX} REDIS_URI=${redacted(fromEnv)} does not answer PING`);
     }
     return { uri: fromEnv, describe: `REDIS_URI ${redacted(fromEnv)}`, stop: async () => {} };
@@ -255,39 +254,6 @@ async function startRedis(): Promise<Started | null> {
   const binary = await findRedisServer();
   if (binary === null) return null;
   return spawnRedis(binary);
-}
-
-async function findRedisServer(): Promise<string | null> {
-  const dirs = (process.env.PATH ?? "").split(delimiter).filter(Boolean);
-  for (const dir of [...dirs, "/usr/bin", "/usr/local/bin"]) {
-    const candidate = join(dir, "redis-server");
-    try {
-      await access(candidate, constants.X_OK);
-      return candidate;
-    } catch {
-      // not here
-    }
-  }
-  return null;
-}
-
-async function pingRedis(uri: string): Promise<boolean> {
-  const client = new Redis(uri, {
-    lazyConnect: true,
-    connectTimeout: 2_000,
-    maxRetriesPerRequest: 0,
-    enableOfflineQueue: false,
-    retryStrategy: () => null,
-  });
-  client.on("error", () => {});
-  try {
-    await client.connect();
-    return (await client.ping()) === "PONG";
-  } catch {
-    return false;
-  } finally {
-    client.disconnect();
-  }
 }
 
 async function spawnRedis(binary: string): Promise<Started> {
@@ -332,7 +298,7 @@ async function waitForRedis(uri: string, child: ChildProcess, timeoutMs: number)
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return false;
-    if (await pingRedis(uri)) return true;
+    if (await pingRedis(uri, 2_000)) return true;
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
   return false;

@@ -12,6 +12,7 @@ import type { CreateRunInput } from "../../src/storage/runs.js";
 import { createThreadsRepo } from "../../src/storage/threads.js";
 import { createTestDatabase } from "../helpers/services.js";
 import type { TestDatabase } from "../helpers/services.js";
+import { runKwargs } from "../helpers/runs.js";
 
 let db: TestDatabase;
 let sql: Sql;
@@ -33,23 +34,7 @@ afterAll(async () => {
   await db?.drop();
 });
 
-const kwargs = (input: unknown = { n: 1 }): RunKwargs => ({
-  input,
-  command: null,
-  config: { configurable: {} },
-  context: null,
-  stream_mode: ["values"],
-  interrupt_before: null,
-  interrupt_after: null,
-  webhook: null,
-  feedback_keys: null,
-  temporary: false,
-  subgraphs: false,
-  resumable: false,
-  checkpoint_id: null,
-  checkpoint: null,
-  durability: null,
-});
+const kwargs = (input: unknown = { n: 1 }): RunKwargs => runKwargs({ input });
 
 async function newThread(metadata: Record<string, unknown> = {}) {
   return threads.create({ thread_id: uuidv7(), metadata, if_exists: "raise" });

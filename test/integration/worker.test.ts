@@ -11,6 +11,7 @@ import { createTestStack } from "../helpers/app.js";
 import type { TestStack } from "../helpers/app.js";
 import { createTestDatabase } from "../helpers/services.js";
 import type { TestDatabase } from "../helpers/services.js";
+import { runKwargs } from "../helpers/runs.js";
 
 // Read by the slow fixture graph when it is imported (createTestStack loads graphs).
 process.env.SLOW_GRAPH_SLEEP_MS = "700";
@@ -31,23 +32,10 @@ async function waitFor(cond: () => Promise<boolean>, ms = 10_000, what = "condit
   }
 }
 
-const kwargs = (graphId: string, runId: string, threadId: string): RunKwargs => ({
-  input: {},
-  command: null,
-  config: { configurable: { graph_id: graphId, run_id: runId, thread_id: threadId, assistant_id: systemAssistantId(graphId) } },
-  context: null,
-  stream_mode: ["values"],
-  interrupt_before: null,
-  interrupt_after: null,
-  webhook: null,
-  feedback_keys: null,
-  temporary: false,
-  subgraphs: false,
-  resumable: false,
-  checkpoint_id: null,
-  checkpoint: null,
-  durability: null,
-});
+const kwargs = (graphId: string, runId: string, threadId: string): RunKwargs =>
+  runKwargs({
+    config: { configurable: { graph_id: graphId, run_id: runId, thread_id: threadId, assistant_id: systemAssistantId(graphId) } },
+  });
 
 async function insertRun(stack: TestStack, graphId: string) {
   const thread = await stack.deps.threads.create({ thread_id: uuidv7(), metadata: {}, if_exists: "raise" });

@@ -22,10 +22,8 @@
  *   `error` after BG_JOB_MAX_RETRIES attempts, and its stream ends.
  */
 import type { Client } from "@langchain/langgraph-sdk";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { killAll, printLogsOnFailure } from "../helpers/cli.js";
+import { describe, expect, it } from "vitest";
 import {
-  Cluster,
   DURABLE_GRAPH,
   attempts,
   durableInput,
@@ -33,13 +31,12 @@ import {
   expectSerialPerThread,
   readRecords,
   sleep,
-  tempLog,
+  useDurableCluster,
   waitFor,
   withoutHeartbeats,
 } from "../helpers/cluster.js";
 import type { StepRecord } from "../helpers/cluster.js";
-import { createTestDatabase, hasRedis, redisSkipReason, redisUri } from "../helpers/services.js";
-import type { TestDatabase } from "../helpers/services.js";
+import { hasRedis, redisSkipReason } from "../helpers/services.js";
 import type { Chunk } from "../e2e/support.js";
 import { collect, expectStrictlyIncreasingIds, sdk } from "../e2e/support.js";
 
@@ -56,31 +53,19 @@ interface Tracked {
 }
 
 describe.skipIf(!hasRedis())(hasRedis() ? title : `${title} (skipped: ${redisSkipReason() ?? "no Redis"})`, () => {
-  let db: TestDatabase | undefined;
-  let log: Awaited<ReturnType<typeof tempLog>> | undefined;
-  let cluster: Cluster | undefined;
   let client: Client;
-
-  beforeAll(async () => {
-    db = await createTestDatabase("soak_kill");
-    log = await tempLog("soak-kill");
-    cluster = new Cluster({ postgresUri: db.uri, redisUri: redisUri(), logFile: log.file, env: { BG_JOB_MAX_RETRIES: "10" } });
-    const [api] = await Promise.all([cluster.startApi(), cluster.startWorker(), cluster.startWorker()]);
-    client = sdk(api.url);
+  const durable = useDurableCluster({
+    database: "soak_kill",
+    logLabel: "soak-kill",
+    env: { BG_JOB_MAX_RETRIES: "10" },
+    start: async (cluster) => {
+      const [api] = await Promise.all([cluster.startApi(), cluster.startWorker(), cluster.startWorker()]);
+      client = sdk(api.url);
+    },
   });
-
-  afterAll(async () => {
-    await cluster?.stopAll();
-    await killAll();
-    cluster?.expectNoSurvivors();
-    await db?.drop();
-    await log?.cleanup();
-  });
-
-  printLogsOnFailure(() => cluster?.all() ?? []);
 
   it("12+ kill cycles over several runs and threads: every run succeeds, resumed without redo, FIFO per thread", async () => {
-    const c = cluster!;
+    const c = durable.cluster;
     const STEPS = 10;
     const STEP_MS = 300;
     const TARGET_KILLS = 12;
@@ -115,7 +100,7 @@ describe.skipIf(!hasRedis())(hasRedis() ? title : `${title} (skipped: ${redisSki
       // A run mid-step in a live worker: its last record is a start at least 120 ms old.
       const now = Date.now();
       const byRun = new Map<string, StepRecord>();
-      for (const r of readRecords(log!.file)) byRun.set(r.run_id, r);
+      for (const r of readRecords(durable.log.file)) byRun.set(r.run_id, r);
       // Spread the kills (at most MAX_KILLS_PER_RUN per run, well below BG_JOB_MAX_RETRIES):
       // prefer the run killed least so far.
       const target = tracked
@@ -139,7 +124,7 @@ describe.skipIf(!hasRedis())(hasRedis() ? title : `${title} (skipped: ${redisSki
       await victim.kill();
       kills++;
       // Every run whose current attempt was executing in the victim lost that attempt.
-      const recs = readRecords(log!.file);
+      const recs = readRecords(durable.log.file);
       for (const t of tracked) {
         const last = recs.filter((r) => r.run_id === t.run_id).at(-1);
         if (last && last.pid === victimPid && last.ev !== "end") t.killedAt[last.attempt] = killedAt;
@@ -165,7 +150,7 @@ describe.skipIf(!hasRedis())(hasRedis() ? title : `${title} (skipped: ${redisSki
       { timeoutMs: 120_000, intervalMs: 250 },
     );
 
-    const records = readRecords(log!.file);
+    const records = readRecords(durable.log.file);
     let resumed = 0;
     let redoneAsync = 0;
     for (const t of tracked) {
@@ -202,11 +187,11 @@ describe.skipIf(!hasRedis())(hasRedis() ? title : `${title} (skipped: ${redisSki
   });
 
   it("a cancel sent while the run's worker is dead stops the run once its lease lapses", async () => {
-    const c = cluster!;
+    const c = durable.cluster;
     while (c.workers.filter((w) => w.alive()).length < 2) await c.startWorker();
     const thread = await client.threads.create();
     const run = await client.runs.create(thread.thread_id, DURABLE_GRAPH, { input: durableInput(20, 300, "dead-cancel") });
-    const at = await waitFor("step 2", () => readRecords(log!.file, run.run_id).find((r) => r.ev === "start" && r.step === 2));
+    const at = await waitFor("step 2", () => readRecords(durable.log.file, run.run_id).find((r) => r.ev === "start" && r.step === 2));
     await sleep(100);
     const killedAt = Date.now();
     await c.byPid(at.pid)!.kill();
@@ -216,7 +201,7 @@ describe.skipIf(!hasRedis())(hasRedis() ? title : `${title} (skipped: ${redisSki
       intervalMs: 50,
     });
     const stoppedMs = Date.now() - killedAt;
-    const later = readRecords(log!.file, run.run_id).filter((r) => r.t > killedAt);
+    const later = readRecords(durable.log.file, run.run_id).filter((r) => r.t > killedAt);
     expect(later.filter((r) => r.ev === "end"), "no step completed after the cancel").toEqual([]);
     console.info(`[soak kill] cancel of an orphaned run: interrupted ${stoppedMs} ms after the kill (lease 3 s)`);
     await c.startWorker();
@@ -224,17 +209,17 @@ describe.skipIf(!hasRedis())(hasRedis() ? title : `${title} (skipped: ${redisSki
 
 
   it("a worker paused past its lease (SIGSTOP) gives the run up when it wakes; the run finishes once, on the new attempt", async () => {
-    const c = cluster!;
+    const c = durable.cluster;
     while (c.workers.filter((w) => w.alive()).length < 2) await c.startWorker();
     const thread = await client.threads.create();
     const STEPS = 12;
     const run = await client.runs.create(thread.thread_id, DURABLE_GRAPH, { input: durableInput(STEPS, 300, "paused"), durability: "sync" });
-    const at = await waitFor("step 2", () => readRecords(log!.file, run.run_id).find((r) => r.ev === "start" && r.step === 2));
+    const at = await waitFor("step 2", () => readRecords(durable.log.file, run.run_id).find((r) => r.ev === "start" && r.step === 2));
     await sleep(100);
     const paused = c.byPid(at.pid)!;
     process.kill(paused.pid, "SIGSTOP");
     try {
-      await waitFor("attempt 2 to start", () => readRecords(log!.file, run.run_id).some((r) => r.attempt === 2), { timeoutMs: 20_000 });
+      await waitFor("attempt 2 to start", () => readRecords(durable.log.file, run.run_id).some((r) => r.attempt === 2), { timeoutMs: 20_000 });
       await sleep(500);
     } finally {
       process.kill(paused.pid, "SIGCONT");
@@ -243,7 +228,7 @@ describe.skipIf(!hasRedis())(hasRedis() ? title : `${title} (skipped: ${redisSki
     await waitFor("the run to succeed", async () => (await client.runs.get(thread.thread_id, run.run_id)).status === "success", { timeoutMs: 30_000 });
     await waitFor("the paused worker to give the run up", () => /reason=lease_lost|"reason":"lease_lost"/.test(paused.logs()), { timeoutMs: 10_000 });
 
-    const records = readRecords(log!.file, run.run_id);
+    const records = readRecords(durable.log.file, run.run_id);
     const stale = records.filter((r) => r.attempt === 1 && r.t >= wokeAt);
     // On waking, the paused attempt may only finish the step it was in (its timer was already
     // due); it starts nothing new: its next lease renewal fails and it aborts.
@@ -258,32 +243,20 @@ describe.skipIf(!hasRedis())(hasRedis() ? title : `${title} (skipped: ${redisSki
 });
 
 describe.skipIf(!hasRedis())("soak: a run killed on every attempt ends error after BG_JOB_MAX_RETRIES", () => {
-  let db: TestDatabase | undefined;
-  let log: Awaited<ReturnType<typeof tempLog>> | undefined;
-  let cluster: Cluster | undefined;
   let client: Client;
   const MAX = 2;
-
-  beforeAll(async () => {
-    db = await createTestDatabase("soak_attempts");
-    log = await tempLog("soak-attempts");
-    cluster = new Cluster({ postgresUri: db.uri, redisUri: redisUri(), logFile: log.file, env: { BG_JOB_MAX_RETRIES: String(MAX) } });
-    const [api] = await Promise.all([cluster.startApi(), cluster.startWorker(), cluster.startWorker()]);
-    client = sdk(api.url);
+  const durable = useDurableCluster({
+    database: "soak_attempts",
+    logLabel: "soak-attempts",
+    env: { BG_JOB_MAX_RETRIES: String(MAX) },
+    start: async (cluster) => {
+      const [api] = await Promise.all([cluster.startApi(), cluster.startWorker(), cluster.startWorker()]);
+      client = sdk(api.url);
+    },
   });
-
-  afterAll(async () => {
-    await cluster?.stopAll();
-    await killAll();
-    cluster?.expectNoSurvivors();
-    await db?.drop();
-    await log?.cleanup();
-  });
-
-  printLogsOnFailure(() => cluster?.all() ?? []);
 
   it(`kills attempts 1..${MAX}: the run ends error, the thread shows the error, the stream ends`, async () => {
-    const c = cluster!;
+    const c = durable.cluster;
     const thread = await client.threads.create();
     const run = await client.runs.create(thread.thread_id, DURABLE_GRAPH, { input: durableInput(20, 300, "doomed") });
     const stream = collect(client.runs.joinStream(thread.thread_id, run.run_id, { lastEventId: "-1" }));
@@ -291,7 +264,7 @@ describe.skipIf(!hasRedis())("soak: a run killed on every attempt ends error aft
     for (let attempt = 1; attempt <= MAX; attempt++) {
       const rec = await waitFor(
         `attempt ${attempt} to run a step`,
-        () => readRecords(log!.file, run.run_id).find((r) => r.attempt === attempt && r.ev === "start"),
+        () => readRecords(durable.log.file, run.run_id).find((r) => r.attempt === attempt && r.ev === "start"),
         { timeoutMs: 30_000 },
       );
       await sleep(100);
@@ -302,7 +275,7 @@ describe.skipIf(!hasRedis())("soak: a run killed on every attempt ends error aft
     const t = await client.threads.get(thread.thread_id);
     expect(t.status).toBe("error");
     await sleep(2_000);
-    expect(attempts(readRecords(log!.file, run.run_id)).map((a) => a.attempt)).toEqual([1, 2]);
+    expect(attempts(readRecords(durable.log.file, run.run_id)).map((a) => a.attempt)).toEqual([1, 2]);
     const ended = await Promise.race([stream.then(() => true), sleep(10_000).then(() => false)]);
     expect(ended, "the stream of the failed run ends").toBe(true);
   });

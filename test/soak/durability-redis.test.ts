@@ -15,58 +15,40 @@
  * still interrupted: the worker reads the durable flag when renewing its lease).
  */
 import type { Client } from "@langchain/langgraph-sdk";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { killAll, printLogsOnFailure } from "../helpers/cli.js";
+import { describe, expect, it } from "vitest";
 import {
-  Cluster,
   DURABLE_GRAPH,
   durableInput,
   expectSerialPerThread,
   findRedisServer,
   readRecords,
   sleep,
-  startRedisServer,
-  tempLog,
+  useDurableCluster,
   waitFor,
   withoutHeartbeats,
 } from "../helpers/cluster.js";
-import type { RedisServer } from "../helpers/cluster.js";
-import { createTestDatabase } from "../helpers/services.js";
-import type { TestDatabase } from "../helpers/services.js";
 import { collect, sdk } from "../e2e/support.js";
 
 const redisBinary = await findRedisServer();
 const title = "soak: runs keep flowing through repeated Redis flushes and restarts";
 
 describe.skipIf(redisBinary === null)(title, () => {
-  let db: TestDatabase | undefined;
-  let log: Awaited<ReturnType<typeof tempLog>> | undefined;
-  let redis: RedisServer | undefined;
-  let cluster: Cluster | undefined;
   let client: Client;
-
-  beforeAll(async () => {
-    [db, log, redis] = await Promise.all([createTestDatabase("soak_redis"), tempLog("soak-redis"), startRedisServer(redisBinary!)]);
-    cluster = new Cluster({ postgresUri: db.uri, redisUri: redis.uri, logFile: log.file, redisKeyPrefix: "soak-redis:" });
-    const [api] = await Promise.all([
-      cluster.startApi(),
-      cluster.startWorker({ N_JOBS_PER_WORKER: "2" }),
-      cluster.startWorker({ N_JOBS_PER_WORKER: "2" }),
-    ]);
-    // No request timeout (the SDK default): a create made while Redis is away waits for it.
-    client = sdk(api.url);
+  const durable = useDurableCluster({
+    database: "soak_redis",
+    logLabel: "soak-redis",
+    redisBinary,
+    redisKeyPrefix: "soak-redis:",
+    start: async (cluster) => {
+      const [api] = await Promise.all([
+        cluster.startApi(),
+        cluster.startWorker({ N_JOBS_PER_WORKER: "2" }),
+        cluster.startWorker({ N_JOBS_PER_WORKER: "2" }),
+      ]);
+      // No request timeout (the SDK default): a create made while Redis is away waits for it.
+      client = sdk(api.url);
+    },
   });
-
-  afterAll(async () => {
-    await cluster?.stopAll();
-    await killAll();
-    cluster?.expectNoSurvivors();
-    await redis?.stop();
-    await db?.drop();
-    await log?.cleanup();
-  });
-
-  printLogsOnFailure(() => cluster?.all() ?? []);
 
   it("6 disruptions (FLUSHALL / kill + restart) under load: every run succeeds, FIFO per thread", async () => {
     const THREADS = 5;
@@ -95,12 +77,12 @@ describe.skipIf(redisBinary === null)(title, () => {
     for (let cycle = 0; cycle < 6; cycle++) {
       await sleep(2_500);
       if (cycle % 2 === 0) {
-        await redis!.flushAll();
+        await durable.redis!.flushAll();
         disruptions.push("flushall");
       } else {
-        await redis!.kill();
+        await durable.redis!.kill();
         await sleep(1_000);
-        await redis!.start();
+        await durable.redis!.start();
         disruptions.push("restart");
       }
     }
@@ -123,7 +105,7 @@ describe.skipIf(redisBinary === null)(title, () => {
     const runs = await all();
     expect(runs.length).toBeGreaterThanOrEqual(created);
 
-    const records = readRecords(log!.file).filter((r) => r.label.startsWith("soak-redis-"));
+    const records = readRecords(durable.log.file).filter((r) => r.label.startsWith("soak-redis-"));
     const order = expectSerialPerThread(records);
     for (const t of threads) {
       const mine = runs
@@ -149,10 +131,10 @@ describe.skipIf(redisBinary === null)(title, () => {
       const run = await client.runs.create(thread.thread_id, DURABLE_GRAPH, { input: durableInput(3, 400, `tail-${i}`) });
       const stream = collect(client.runs.joinStream(thread.thread_id, run.run_id, { lastEventId: "-1" }));
       stream.catch(() => {});
-      await waitFor("the last step", () => readRecords(log!.file, run.run_id).some((r) => r.ev === "start" && r.step === 2));
-      await redis!.kill();
+      await waitFor("the last step", () => readRecords(durable.log.file, run.run_id).some((r) => r.ev === "start" && r.step === 2));
+      await durable.redis!.kill();
       await sleep(800);
-      await redis!.start();
+      await durable.redis!.start();
       await waitFor("success", async () => (await client.runs.get(thread.thread_id, run.run_id)).status === "success", { timeoutMs: 30_000 });
       const ended = await Promise.race([stream.then(() => true), sleep(8_000).then(() => false)]);
       expect(ended, `iteration ${i}: the stream ends`).toBe(true);
@@ -166,11 +148,11 @@ describe.skipIf(redisBinary === null)(title, () => {
     for (let i = 0; i < 6; i++) {
       const thread = await client.threads.create();
       const run = await client.runs.create(thread.thread_id, DURABLE_GRAPH, { input: durableInput(20, 300, `cancel-${i}`) });
-      await waitFor("step 1", () => readRecords(log!.file, run.run_id).some((r) => r.ev === "start" && r.step === 1));
-      await redis!.kill();
+      await waitFor("step 1", () => readRecords(durable.log.file, run.run_id).some((r) => r.ev === "start" && r.step === 1));
+      await durable.redis!.kill();
       const cancelled = client.runs.cancel(thread.thread_id, run.run_id, false);
       await sleep(800);
-      await redis!.start();
+      await durable.redis!.start();
       await cancelled;
       const t0 = Date.now();
       await waitFor(`iteration ${i}: interrupted`, async () => (await client.runs.get(thread.thread_id, run.run_id)).status === "interrupted", {

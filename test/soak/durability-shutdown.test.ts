@@ -12,23 +12,20 @@
  * before handing back); per thread, creation order and never two at once.
  */
 import type { Client } from "@langchain/langgraph-sdk";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { killAll, printLogsOnFailure } from "../helpers/cli.js";
+import { describe, expect, it } from "vitest";
 import {
-  Cluster,
   DURABLE_GRAPH,
   durableInput,
   expectResumedWithoutRedo,
   expectSerialPerThread,
   readRecords,
   sleep,
-  tempLog,
+  useDurableCluster,
   waitFor,
   withoutHeartbeats,
 } from "../helpers/cluster.js";
 import type { StepRecord } from "../helpers/cluster.js";
-import { createTestDatabase, hasRedis, redisSkipReason, redisUri } from "../helpers/services.js";
-import type { TestDatabase } from "../helpers/services.js";
+import { hasRedis, redisSkipReason } from "../helpers/services.js";
 import type { Chunk } from "../e2e/support.js";
 import { collect, expectStrictlyIncreasingIds, sdk } from "../e2e/support.js";
 
@@ -36,36 +33,19 @@ const title = "soak: rolling SIGTERM of workers with a grace period shorter than
 const GRACE = 1;
 
 describe.skipIf(!hasRedis())(hasRedis() ? title : `${title} (skipped: ${redisSkipReason() ?? "no Redis"})`, () => {
-  let db: TestDatabase | undefined;
-  let log: Awaited<ReturnType<typeof tempLog>> | undefined;
-  let cluster: Cluster | undefined;
   let client: Client;
-
-  beforeAll(async () => {
-    db = await createTestDatabase("soak_shutdown");
-    log = await tempLog("soak-shutdown");
-    cluster = new Cluster({
-      postgresUri: db.uri,
-      redisUri: redisUri(),
-      logFile: log.file,
-      env: { BG_JOB_SHUTDOWN_GRACE_PERIOD_SECS: String(GRACE), BG_JOB_MAX_RETRIES: "10" },
-    });
-    const [api] = await Promise.all([cluster.startApi(), cluster.startWorker(), cluster.startWorker()]);
-    client = sdk(api.url);
+  const durable = useDurableCluster({
+    database: "soak_shutdown",
+    logLabel: "soak-shutdown",
+    env: { BG_JOB_SHUTDOWN_GRACE_PERIOD_SECS: String(GRACE), BG_JOB_MAX_RETRIES: "10" },
+    start: async (cluster) => {
+      const [api] = await Promise.all([cluster.startApi(), cluster.startWorker(), cluster.startWorker()]);
+      client = sdk(api.url);
+    },
   });
-
-  afterAll(async () => {
-    await cluster?.stopAll();
-    await killAll();
-    cluster?.expectNoSurvivors();
-    await db?.drop();
-    await log?.cleanup();
-  });
-
-  printLogsOnFailure(() => cluster?.all() ?? []);
 
   it("8 SIGTERM cycles under streamed load: exits 0 in time, every run and stream completes, hand-backs resume without redo", async () => {
-    const c = cluster!;
+    const c = durable.cluster;
     const STEPS = 8;
     const CYCLES = 8;
     const threads = await Promise.all([0, 1, 2].map(() => client.threads.create()));
@@ -97,7 +77,7 @@ describe.skipIf(!hasRedis())(hasRedis() ? title : `${title} (skipped: ${redisSki
       expect(Date.now()).toBeLessThan(deadline);
       const now = Date.now();
       const last = new Map<string, StepRecord>();
-      for (const r of readRecords(log!.file)) last.set(r.run_id, r);
+      for (const r of readRecords(durable.log.file)) last.set(r.run_id, r);
       const busy = [...last.values()].find((r) => r.ev === "start" && now - r.t > 80 && c.byPid(r.pid)?.command === "worker");
       if (!busy) {
         await sleep(50);
@@ -127,7 +107,7 @@ describe.skipIf(!hasRedis())(hasRedis() ? title : `${title} (skipped: ${redisSki
       { timeoutMs: 60_000, intervalMs: 250 },
     );
 
-    const records = readRecords(log!.file);
+    const records = readRecords(durable.log.file);
     let handedBack = 0;
     for (const r of results) {
       expect(r.chunks.some((ch) => ch.event === "error"), `${r.label}: error event`).toBe(false);
