@@ -37,3 +37,29 @@ export function bullmqWorker<T>(name: string, backend: QueueBackend, concurrency
         createPostgresBackend,
       ) as unknown as AnyWorker<T>);
 }
+
+/**
+ * Runs `worker` and returns its close handle. BullMQ memoizes close(), so a
+ * graceful close cannot be escalated, and it can hang for good: if the
+ * worker's blocking connection is "reconnecting" (Redis restarted), ioredis
+ * never emits the "end" BullMQ waits for. So each close stops waiting after
+ * a bound (`gracefulWaitMs` null = wait for active jobs as long as it takes).
+ */
+export async function startConsumer(
+  worker: AnyWorker<any>,
+  onError: (err: unknown) => void,
+  bounds: { gracefulWaitMs: number | null; forcedWaitMs: number },
+): Promise<{ close(force?: boolean): Promise<void> }> {
+  worker.on("error", onError);
+  void worker.run().catch(onError);
+  await worker.waitUntilReady();
+  let closing: Promise<void> | null = null;
+  return {
+    close: (force = false) => {
+      closing ??= worker.close(force);
+      const waitMs = force ? bounds.forcedWaitMs : bounds.gracefulWaitMs;
+      if (waitMs === null) return closing;
+      return Promise.race([closing, new Promise<void>((r) => setTimeout(r, waitMs).unref())]);
+    },
+  };
+}

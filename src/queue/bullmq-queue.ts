@@ -1,4 +1,4 @@
-import { bullmqQueue, bullmqWorker } from "./bullmq-backend.js";
+import { bullmqQueue, bullmqWorker, startConsumer } from "./bullmq-backend.js";
 import type { QueueBackend } from "./bullmq-backend.js";
 import type { RunQueue, RunQueueConsumer } from "./run-queue.js";
 
@@ -49,20 +49,8 @@ export function createBullmqQueue(backend: QueueBackend, onError: (err: unknown)
 
     async consume(concurrency, handler): Promise<RunQueueConsumer> {
       const worker = make.worker(concurrency, (job) => handler(job.data.run_id));
-      worker.on("error", onError);
-      void worker.run().catch(onError);
-      await worker.waitUntilReady();
-      let closing: Promise<void> | null = null;
-      return {
-        close: (force = false) => {
-          closing ??= worker.close(force);
-          if (!force) return closing;
-          // BullMQ memoizes close(), so a graceful close cannot be escalated, and it can hang
-          // for good: if the worker's blocking connection is "reconnecting" (Redis restarted),
-          // ioredis never emits the "end" BullMQ waits for. Forced: stop waiting after a moment.
-          return Promise.race([closing, new Promise<void>((r) => setTimeout(r, FORCED_CLOSE_WAIT_MS).unref())]);
-        },
-      };
+      // Graceful: wait for active runs (the caller bounds that by its grace period).
+      return startConsumer(worker, onError, { gracefulWaitMs: null, forcedWaitMs: FORCED_CLOSE_WAIT_MS });
     },
 
     async close() {

@@ -1,4 +1,4 @@
-import { bullmqQueue, bullmqWorker } from "./bullmq-backend.js";
+import { bullmqQueue, bullmqWorker, startConsumer } from "./bullmq-backend.js";
 import type { QueueBackend } from "./bullmq-backend.js";
 import type { RunQueueConsumer } from "./run-queue.js";
 
@@ -76,18 +76,8 @@ export function createCronQueue(backend: QueueBackend, onError: (err: unknown) =
         await handler(job.data.cron_id, fireMs);
       };
       const worker = bullmqWorker<CronJobData>(QUEUE_NAME, { ...backend, ...(backend.kind === "postgres" ? { poolMax: 2 } : {}) }, concurrency, processor);
-      worker.on("error", onError);
-      void worker.run().catch(onError);
-      await worker.waitUntilReady();
-      let closing: Promise<void> | null = null;
-      return {
-        // Bounded: BullMQ's close can hang for good after a Redis restart (see createBullmqQueue's
-        // consumer); a fire in progress only creates a run, so a few seconds are plenty.
-        close: (force = false) => {
-          closing ??= worker.close(force);
-          return Promise.race([closing, new Promise<void>((r) => setTimeout(r, force ? 1_000 : 5_000).unref())]);
-        },
-      };
+      // A fire in progress only creates a run: a few seconds are plenty even for a graceful close.
+      return startConsumer(worker, onError, { gracefulWaitMs: 5_000, forcedWaitMs: 1_000 });
     },
 
     async close() {
