@@ -158,6 +158,13 @@ export async function createTestDatabase(
         return;
       }
       await withMaintenanceClient(async (client) => {
+        // Connections still closing (e.g. a queue backend whose close we stopped awaiting)
+        // get a moment to go; killing them mid-close surfaces as an unhandled driver error.
+        for (let i = 0; i < 30; i++) {
+          const { rows } = await client.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1", [name]);
+          if (rows[0].n === 0) break;
+          await new Promise((r) => setTimeout(r, 100));
+        }
         // WITH (FORCE) (Postgres 13+) ends sessions a test forgot to close.
         await client.query(`DROP DATABASE IF EXISTS ${client.escapeIdentifier(name)} WITH (FORCE)`);
       });
