@@ -2,7 +2,9 @@ import { Redis } from "ioredis";
 import type { Config } from "../config/index.js";
 import type { Releasers } from "../lib/releasers.js";
 import type { Logger } from "../lib/logger.js";
-import { createBullmqQueue } from "../queue/bullmq-queue.js";
+import { createLocalBell } from "../queue/bell.js";
+import { createRunQueue } from "../queue/claim-queue.js";
+import { createRedisBell } from "../queue/redis-bell.js";
 import type { RunQueue } from "../queue/run-queue.js";
 import { createCheckpointer } from "../storage/checkpointer.js";
 import { createSql } from "../storage/db.js";
@@ -26,7 +28,7 @@ export interface Stores {
 /**
  * Opens every store, registering each cleanup as soon as the resource exists.
  * Pool budget: LANGGRAPH_POSTGRES_POOL_MAX_SIZE split between our pool (half),
- * the checkpointer's pool and the Postgres queue backend.
+ * the checkpointer's pool and the cron queue's PostgreSQL backend.
  */
 /** How long start-up waits for Redis (ioredis itself would retry forever). */
 const REDIS_CONNECT_TIMEOUT_MS = 10_000;
@@ -78,12 +80,9 @@ export async function openStores(config: Config, releasers: Releasers, logger: L
     ? createRedisBus({ client: redis, prefix: config.redisKeyPrefix, ttlSecs: config.resumableStreamTtlSecs, onError })
     : createMemoryBus({ ttlSecs: config.resumableStreamTtlSecs });
   releasers.add("stream bus", () => bus.close());
-  const queue = createBullmqQueue(
-    redis
-      ? { kind: "redis", connection: redis, prefix: `${config.redisKeyPrefix}bull` }
-      : { kind: "postgres", uri: postgresUri, schema: "openplane_queue", poolMax: 2 },
-    onError,
-  );
+  // Runs queue in PostgreSQL; Redis (when there is one) only rings the workers.
+  const bell = redis ? createRedisBell(redis, `${config.redisKeyPrefix}runs:bell`, onError) : createLocalBell();
+  const queue = createRunQueue(bell, onError);
   releasers.add("run queue", () => queue.close());
   return { postgresUri, embedded, sql, checkpointer: saver, redis, bus, queue };
 }

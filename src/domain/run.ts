@@ -71,17 +71,3 @@ export interface RunLease {
   cancel_action: CancelAction | null;
 }
 
-/**
- * Thread status at the end of a run (api.md §3.2): error wins over an
- * interrupt, which wins over idle; other active runs keep the thread busy.
- */
-export function threadStatusAfterRun(input: {
-  othersActive: boolean;
-  failed: boolean;
-  hasPendingNext: boolean;
-}): ThreadStatus {
-  if (input.othersActive) return "busy";
-  if (input.failed) return "error";
-  if (input.hasPendingNext) return "interrupted";
-  return "idle";
-}

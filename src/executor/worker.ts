@@ -5,7 +5,7 @@ import type { Logger } from "../lib/logger.js";
 import { uuidv7 } from "../lib/uuid.js";
 import type { RunQueue, RunQueueConsumer } from "../queue/run-queue.js";
 import type { CheckpointsRepo } from "../storage/checkpoints.js";
-import type { RunsRepo } from "../storage/runs.js";
+import type { ClaimedRun, RunsRepo } from "../storage/runs.js";
 import type { ThreadsRepo } from "../storage/threads.js";
 import type { RunStreamBus } from "../stream/bus.js";
 import { publishThreadEvent } from "../stream/thread-stream.js";
@@ -35,14 +35,18 @@ export interface WorkerDeps {
   selfUrl: () => string | null;
 }
 
+/** How soon a run re-reads its durable cancel flag (a cancel may race its claim). */
+const FIRST_CANCEL_CHECK_MS = 1_000;
+/** How often an idle worker looks for runs whose doorbell it missed. */
+const POLL_MS = 2_000;
+
 /** created → active → stopping → stopped */
 export type WorkerState = "created" | "active" | "stopping" | "stopped";
 
 /**
- * Consumes the run queue: claims each run in Postgres, executes it with a
- * renewed lease, records the outcome and dispatches the thread's next run.
- * Also sweeps: runs whose worker died go back to pending, and pending runs
- * missing from the queue (Redis flushed) are dispatched again.
+ * Consumes the run queue: claims runs in Postgres, executes each with a
+ * renewed lease, records the outcome and rings for the thread's next run.
+ * Also sweeps: runs whose worker died go back to pending.
  */
 export function createWorker(deps: WorkerDeps) {
   const owner = `${hostname()}:${process.pid}:${uuidv7().slice(-12)}`;
@@ -52,24 +56,40 @@ export function createWorker(deps: WorkerDeps) {
   let consumer: RunQueueConsumer | null = null;
   let sweepTimer: NodeJS.Timeout | null = null;
   let sweeping: Promise<void> | null = null;
-  /** Handlers in progress (BullMQ's own close can hang: see bullmq-queue.ts; ours is what matters). */
+  /** Handlers in progress. */
   const handling = new Set<Promise<void>>();
-  const tracked = (runId: string): Promise<void> => {
-    const p = handle(runId).finally(() => handling.delete(p));
+  const tracked = (claimed: Claimed): Promise<void> => {
+    const p = handle(claimed).finally(() => handling.delete(p));
     handling.add(p);
     return p;
   };
-
-  async function handle(runId: string): Promise<void> {
-    if (state !== "active") return;
+  type Claimed = { run: ClaimedRun; claimStarted: number };
+  const claim = async (): Promise<Claimed | null> => {
+    if (state !== "active") return null;
     const claimStarted = performance.now();
-    const run = await deps.runs.claim(runId, owner, deps.leaseSecs);
-    if (!run) return;
+    const run = await deps.runs.claimNext(owner, deps.leaseSecs);
+    return run ? { run, claimStarted } : null;
+  };
+
+  async function handle({ run, claimStarted }: Claimed): Promise<void> {
+    if (state !== "active") {
+      // Claimed as we began to stop: give it straight back.
+      const back = await deps.runs.release(run.run_id, owner).catch(() => null);
+      if (back) await deps.queue.dispatch([back]).catch(() => {});
+      return;
+    }
     const rlog = log.child({ run_id: run.run_id, thread_id: run.thread_id, attempt: run.attempt });
     const { attempt: _a, lease_owner: _o, lease_expires_at: _e, cancel_action: _c, ...publicRun } = run;
-    // The thread's stream (GET /threads/{id}/stream): run start/end and state changes only.
+    // The thread's stream (GET /threads/{id}/stream): run start/end and state changes only,
+    // published in order without holding up the run.
+    let threadEvents: Promise<void> = Promise.resolve();
     const threadEvent = (event: "lifecycle" | "state_update", data: unknown) =>
-      publishThreadEvent(deps.bus, run.thread_id, event, data).catch((err) => rlog.warn({ err }, "thread stream publish failed"));
+      (threadEvents = threadEvents.then(() =>
+        publishThreadEvent(deps.bus, run.thread_id, event, data).then(
+          () => {},
+          (err) => rlog.warn({ err }, "thread stream publish failed"),
+        ),
+      ));
     if (run.attempt > deps.maxAttempts) {
       rlog.warn("run exceeded max attempts");
       await deps.runs.failExhausted(run.run_id, owner);
@@ -77,8 +97,8 @@ export function createWorker(deps: WorkerDeps) {
       await threadEvent("lifecycle", { run_id: run.run_id, status: "error" });
       return;
     }
-    rlog.info("run started");
-    await threadEvent("lifecycle", { run_id: run.run_id, status: "running" });
+    rlog.debug("run started");
+    void threadEvent("lifecycle", { run_id: run.run_id, status: "running" });
     const controller = new AbortController();
     active.set(run.run_id, controller);
     const abort = (reason: AbortReason) => {
@@ -97,6 +117,14 @@ export function createWorker(deps: WorkerDeps) {
       leaseTimer = setTimeout(() => abort("lease_lost"), Math.max(0, leaseUntil - performance.now()));
     };
     armLease();
+    // The live cancel signal is pub/sub: one published before we listened, or while our
+    // subscriber was reconnecting (Redis restarted), is lost. The durable flag is not: it is
+    // read soon after the start (a cancel racing the claim) and with every renewal.
+    const checkCancel = () =>
+      deps.runs.cancelRequested(run.run_id).then(
+        (requested) => void (requested && abort(requested)),
+        (err) => rlog.warn({ err }, "cancel check failed"),
+      );
     const heartbeat = setInterval(() => {
       const sentAt = performance.now();
       deps.runs.heartbeat(run.run_id, owner, deps.leaseSecs).then(
@@ -104,19 +132,15 @@ export function createWorker(deps: WorkerDeps) {
           if (!held) return abort("lease_lost");
           leaseUntil = Math.max(leaseUntil, sentAt + deps.leaseSecs * 1000);
           armLease();
-          // The live cancel signal is pub/sub: one published while our subscriber was
-          // reconnecting (Redis restarted) is lost. The durable flag is not.
-          const requested = await deps.runs.cancelRequested(run.run_id);
-          if (requested) abort(requested);
+          await checkCancel();
         },
         (err) => rlog.warn({ err }, "lease renewal failed"),
-      ).catch((err) => rlog.warn({ err }, "cancel check failed"));
+      );
     }, (deps.leaseSecs * 1000) / 3);
     const timeout = setTimeout(() => abort("timeout"), deps.runTimeoutSecs * 1000);
+    const firstCancelCheck = setTimeout(() => void checkCancel(), FIRST_CANCEL_CHECK_MS);
     const unlisten = await deps.bus.onControl(run.run_id, (action) => abort(action));
-    // A cancel sent before we listened is still on the row.
-    const requested = await deps.runs.cancelRequested(run.run_id);
-    if (requested) abort(requested);
+    if (run.cancel_action) abort(run.cancel_action);
     const started = Date.now();
     try {
       const outcome = await executeRun(deps, run, controller.signal);
@@ -132,12 +156,12 @@ export function createWorker(deps: WorkerDeps) {
       // worker, that attempt will end the stream; ending it here would cut its readers off.
       const fresh = finished ? null : await deps.runs.get(null, run.run_id);
       if (!fresh || isTerminal(fresh.status)) await deps.bus.finish(run.run_id);
-      if (finished) {
-        await threadEvent("lifecycle", { run_id: run.run_id, status: outcome.status });
-        const values = outcome.values ?? (await deps.threads.get(run.thread_id).catch(() => null))?.values ?? null;
-        if (values) await threadEvent("state_update", { values, run_id: run.run_id });
-      }
       if (next) await deps.queue.dispatch([next]);
+      if (finished) {
+        void threadEvent("lifecycle", { run_id: run.run_id, status: outcome.status });
+        const values = outcome.values ?? (await deps.threads.get(run.thread_id).catch(() => null))?.values ?? null;
+        if (values) void threadEvent("state_update", { values, run_id: run.run_id });
+      }
       if (run.kwargs.webhook && finished) {
         const payload = {
           ...publicRun,
@@ -171,8 +195,10 @@ export function createWorker(deps: WorkerDeps) {
       clearInterval(heartbeat);
       clearTimeout(leaseTimer);
       clearTimeout(timeout);
+      clearTimeout(firstCancelCheck);
       active.delete(run.run_id);
       await unlisten().catch(() => {});
+      await threadEvents;
     }
   }
 
@@ -188,9 +214,7 @@ export function createWorker(deps: WorkerDeps) {
   async function sweep(): Promise<void> {
     const { requeued, failed } = await deps.runs.reclaimExpired(deps.maxAttempts);
     for (const id of failed) await deps.bus.finish(id).catch(() => {});
-    const pending = await deps.runs.dispatchable(1000);
-    const all = [...requeued, ...pending];
-    if (all.length > 0) await deps.queue.dispatch(all);
+    if (requeued.length > 0) await deps.queue.dispatch(requeued);
     if (requeued.length || failed.length) log.info({ requeued: requeued.length, failed: failed.length }, "swept expired leases");
   }
 
@@ -211,7 +235,7 @@ export function createWorker(deps: WorkerDeps) {
     async start(): Promise<void> {
       if (state !== "created") return;
       state = "active";
-      consumer = await deps.queue.consume(deps.concurrency, tracked);
+      consumer = await deps.queue.consume({ concurrency: deps.concurrency, claim, handler: tracked, pollMs: POLL_MS });
       await runSweep();
       sweepTimer = setInterval(runSweep, deps.sweepIntervalSecs * 1000);
       sweepTimer.unref();
@@ -226,7 +250,7 @@ export function createWorker(deps: WorkerDeps) {
       state = "stopping";
       if (sweepTimer) clearInterval(sweepTimer);
       const drained = consumer?.close(false) ?? Promise.resolve();
-      // No new run is claimed once stopping; done when BullMQ drained or our handlers settled.
+      // No new run is claimed once stopping; done when the consumer drained or our handlers settled.
       const settled = Promise.allSettled([...handling]);
       const timer = new Promise<"timeout">((r) => setTimeout(() => r("timeout"), graceMs).unref());
       if ((await Promise.race([drained.then(() => "drained" as const), settled.then(() => "drained" as const), timer])) === "timeout") {

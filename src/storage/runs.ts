@@ -1,6 +1,5 @@
 import { conflict, notFound } from "../domain/errors.js";
 import type { CancelAction, MultitaskStrategy, Run, RunKwargs, RunLease, RunStatus } from "../domain/run.js";
-import { threadStatusAfterRun } from "../domain/run.js";
 import type { Sql } from "./db.js";
 
 const COLUMNS = [
@@ -71,38 +70,44 @@ export function createRunsRepo(sql: Sql) {
      * the in-flight check and the insert are atomic (multitask `reject`).
      */
     async create(input: CreateRunInput): Promise<{ run: Run; inflight: string[] }> {
+      const meta = { graph_id: input.graph_id, assistant_id: input.assistant_id };
       return sql.begin(async (tx) => {
-        let [thread] = await tx<{ thread_id: string }[]>`
-          SELECT thread_id FROM thread WHERE thread_id = ${input.thread_id} FOR UPDATE`;
-        if (!thread) {
-          if (input.if_not_exists !== "create") throw notFound(`Thread with ID ${input.thread_id} not found`);
-          [thread] = await tx<{ thread_id: string }[]>`
-            INSERT INTO thread (thread_id, metadata)
-            VALUES (${input.thread_id}, ${tx.json({ graph_id: input.graph_id, assistant_id: input.assistant_id })})
-            ON CONFLICT (thread_id) DO UPDATE SET updated_at = now()
-            RETURNING thread_id`;
-        }
-        const inflight = await tx<{ run_id: string }[]>`
-          SELECT run_id FROM run WHERE thread_id = ${input.thread_id} AND status IN ('pending', 'running')`;
-        if (inflight.length > 0 && input.multitask_strategy === "reject") {
+        // Two statements sent together: the lock, then (with a snapshot taken after it) the
+        // in-flight check, the insert and the thread's busy mark in one statement.
+        const [locked, created] = await Promise.all([
+          input.if_not_exists === "create"
+            ? tx<{ thread_id: string }[]>`
+                INSERT INTO thread (thread_id, metadata) VALUES (${input.thread_id}, ${tx.json(meta)})
+                ON CONFLICT (thread_id) DO UPDATE SET updated_at = now()
+                RETURNING thread_id`
+            : tx<{ thread_id: string }[]>`SELECT thread_id FROM thread WHERE thread_id = ${input.thread_id} FOR UPDATE`,
+          tx<Array<Run & { inflight: string[] }>>`
+            WITH inflight AS (
+              SELECT run_id FROM run WHERE thread_id = ${input.thread_id} AND status = 'running'
+              UNION ALL
+              SELECT run_id FROM run WHERE thread_id = ${input.thread_id} AND status = 'pending'),
+            ins AS (
+              INSERT INTO run (run_id, thread_id, assistant_id, created_at, metadata, kwargs, multitask_strategy)
+              SELECT ${input.run_id}::uuid, ${input.thread_id}::uuid, ${input.assistant_id}::uuid,
+                now() + make_interval(secs => ${input.after_seconds}::float8),
+                ${tx.json(input.metadata as never)}::jsonb, ${tx.json(input.kwargs as never)}::jsonb, ${input.multitask_strategy}::text
+              WHERE EXISTS (SELECT 1 FROM thread WHERE thread_id = ${input.thread_id})
+                AND (${input.multitask_strategy}::text <> 'reject' OR NOT EXISTS (SELECT 1 FROM inflight))
+              RETURNING ${tx(COLUMNS)}),
+            busy AS (
+              UPDATE thread SET status = 'busy', updated_at = now(), metadata = metadata || ${tx.json(meta)}
+              WHERE thread_id = ${input.thread_id} AND EXISTS (SELECT 1 FROM ins))
+            SELECT ins.*, (SELECT coalesce(array_agg(run_id::text), '{}') FROM inflight) AS inflight
+            FROM (SELECT 1) AS one LEFT JOIN ins ON true`,
+        ]);
+        if (locked.length === 0) throw notFound(`Thread with ID ${input.thread_id} not found`);
+        const { inflight, ...run } = created[0]!;
+        if (run.run_id === null) {
           throw conflict(
             "Thread is already running a task. Wait for it to finish or choose a different multitask strategy.",
           );
         }
-        const [run] = await tx<Run[]>`
-          INSERT INTO run (run_id, thread_id, assistant_id, created_at, metadata, kwargs, multitask_strategy)
-          VALUES (
-            ${input.run_id}, ${input.thread_id}, ${input.assistant_id},
-            now() + make_interval(secs => ${input.after_seconds}),
-            ${tx.json(input.metadata as never)}, ${tx.json(input.kwargs as never)}, ${input.multitask_strategy})
-          RETURNING ${tx(COLUMNS)}`;
-        await tx`
-          UPDATE thread SET
-            status = 'busy',
-            updated_at = now(),
-            metadata = metadata || ${tx.json({ graph_id: input.graph_id, assistant_id: input.assistant_id })}
-          WHERE thread_id = ${input.thread_id}`;
-        return { run: run!, inflight: inflight.map((r) => r.run_id) };
+        return { run: run as Run, inflight: inflight.map(String) };
       });
     },
 
@@ -177,41 +182,74 @@ export function createRunsRepo(sql: Sql) {
      * Returns null dispatch data if this worker no longer holds the run.
      */
     async finish(f: FinishInput): Promise<{ finished: boolean; next: Dispatch | null }> {
-      return sql.begin(async (tx) => {
-        const [run] = await tx<{ thread_id: string }[]>`
+      // One statement: the run's outcome, the thread's status and cached state, and the
+      // thread's next pending run. Thread status: busy while runs remain, else error, interrupted or idle.
+      const failed = f.status === "error" || f.status === "timeout";
+      const [row] = await sql<Array<{ thread_id: string | null } & Partial<Dispatch>>>`
+        WITH done AS (
           UPDATE run SET status = ${f.status}, ended_at = now(), updated_at = now(),
             lease_owner = NULL, lease_expires_at = NULL
           WHERE run_id = ${f.run_id} AND lease_owner = ${f.owner} AND status = 'running'
-          RETURNING thread_id`;
-        if (!run) return { finished: false, next: null };
-        const next = await nextPendingFor(tx as unknown as Sql, run.thread_id);
-        const status = threadStatusAfterRun({
-          othersActive: next !== null,
-          failed: f.status === "error" || f.status === "timeout",
-          hasPendingNext: f.hasPendingNext,
-        });
-        await tx`
+          RETURNING thread_id),
+        next AS (
+          SELECT run_id, thread_id, attempt, greatest(0, extract(epoch FROM created_at - now()) * 1000)::int AS delay_ms
+          FROM run WHERE thread_id = (SELECT thread_id FROM done) AND status = 'pending'
+          ORDER BY created_at, run_id LIMIT 1),
+        thread_update AS (
           UPDATE thread SET
-            status = ${status},
+            status = CASE
+              WHEN EXISTS (SELECT 1 FROM next) THEN 'busy'
+              WHEN ${failed} THEN 'error'
+              WHEN ${f.hasPendingNext} THEN 'interrupted'
+              ELSE 'idle' END,
             updated_at = now(),
-            ${f.values !== null ? tx`"values" = ${tx.json(f.values as never)}, state_updated_at = now(),` : tx``}
-            interrupts = ${tx.json(f.interrupts as never)},
-            error = ${f.error ? tx.json(f.error as never) : null}
-          WHERE thread_id = ${run.thread_id}`;
-        return { finished: true, next };
-      });
+            ${f.values !== null ? sql`"values" = ${sql.json(f.values as never)}, state_updated_at = now(),` : sql``}
+            interrupts = ${sql.json(f.interrupts as never)},
+            error = ${f.error ? sql.json(f.error as never) : null}
+          WHERE thread_id = (SELECT thread_id FROM done))
+        SELECT (SELECT thread_id FROM done) AS thread_id, next.run_id, next.attempt, next.delay_ms
+        FROM (SELECT 1) AS one LEFT JOIN next ON true`;
+      if (!row?.thread_id) return { finished: false, next: null };
+      const next = row.run_id ? { run_id: row.run_id, thread_id: row.thread_id, attempt: row.attempt!, delay_ms: row.delay_ms! } : null;
+      return { finished: true, next };
     },
 
-    /** Runs that should be on the queue: the head pending run of each idle thread. */
-    async dispatchable(limit: number): Promise<Dispatch[]> {
-      return sql<Dispatch[]>`
-        SELECT DISTINCT ON (r.thread_id) r.run_id, r.thread_id, r.attempt,
-          greatest(0, extract(epoch FROM r.created_at - now()) * 1000)::int AS delay_ms
-        FROM run r
-        WHERE r.status = 'pending'
-          AND NOT EXISTS (SELECT 1 FROM run o WHERE o.thread_id = r.thread_id AND o.status = 'running')
-        ORDER BY r.thread_id, r.created_at, r.run_id
-        LIMIT ${limit}`;
+    /**
+     * Claims the oldest eligible pending run of any thread (see `claim` for
+     * eligibility). Claimers skip each other's candidates (SKIP LOCKED); a
+     * race on one thread is settled by the unique index and retried.
+     */
+    async claimNext(owner: string, leaseSecs: number): Promise<ClaimedRun | null> {
+      for (let tries = 0; ; tries++) {
+        try {
+          const [row] = await sql<ClaimedRun[]>`
+            UPDATE run r SET
+              status = 'running',
+              attempt = r.attempt + 1,
+              lease_owner = ${owner},
+              lease_expires_at = now() + make_interval(secs => ${leaseSecs}),
+              started_at = coalesce(r.started_at, now()),
+              updated_at = now()
+            WHERE r.run_id = (
+              SELECT c.run_id FROM run c
+              WHERE c.status = 'pending' AND c.created_at <= now()
+                AND NOT EXISTS (SELECT 1 FROM run o WHERE o.thread_id = c.thread_id AND o.status = 'running')
+                AND NOT EXISTS (
+                  SELECT 1 FROM run o WHERE o.thread_id = c.thread_id AND o.status = 'pending'
+                    AND (o.created_at, o.run_id) < (c.created_at, c.run_id))
+              ORDER BY c.created_at, c.run_id
+              LIMIT 1
+              FOR UPDATE SKIP LOCKED)
+            AND r.status = 'pending'
+            RETURNING ${sql(COLUMNS)}, ${sql(LEASE_COLUMNS)}`;
+          return row ?? null;
+        } catch (err) {
+          // Another claimer took a run of the same thread first: look again.
+          if ((err as { code?: string }).code === "23505" && tries < 3) continue;
+          if ((err as { code?: string }).code === "23505") return null;
+          throw err;
+        }
+      }
     },
 
     /**

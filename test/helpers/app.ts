@@ -1,6 +1,6 @@
 /**
  * Builds the real openplane stack in-process for integration tests: our
- * postgres.js pool (migrated), the checkpointer, a stream bus, a BullMQ queue
+ * postgres.js pool (migrated), the checkpointer, a stream bus, the run queue
  * and a worker, wired into `createApp(deps)` exactly as `src/bin` does, but
  * without listening on a port (drive it with `app.request()`).
  *
@@ -24,7 +24,9 @@ import { createApp } from "../../src/http/app.js";
 import type { AppDeps } from "../../src/http/deps.js";
 import { createLogger } from "../../src/lib/logger.js";
 import { Releasers } from "../../src/lib/releasers.js";
-import { createBullmqQueue } from "../../src/queue/bullmq-queue.js";
+import { createLocalBell } from "../../src/queue/bell.js";
+import { createRunQueue } from "../../src/queue/claim-queue.js";
+import { createRedisBell } from "../../src/queue/redis-bell.js";
 import type { RunQueue } from "../../src/queue/run-queue.js";
 import { createCheckpointer } from "../../src/storage/checkpointer.js";
 import { createSql } from "../../src/storage/db.js";
@@ -38,9 +40,10 @@ import { uniquePrefix } from "./services.js";
 export interface TestStackOptions {
   /** URI of a database for this stack (e.g. from createTestDatabase). */
   postgresUri: string;
-  /** Redis URI: used for the bus and/or the queue when they are "redis". */
+  /** Redis URI: used for the bus and/or the queue's doorbell when they are "redis". */
   redisUri?: string;
   bus?: "memory" | "redis";
+  /** The run queue's doorbell: Redis pub/sub, or in-process (the queue itself is always PostgreSQL). */
   queue?: "redis" | "postgres";
   /** Start a worker consuming the queue (default true). */
   worker?: boolean;
@@ -93,12 +96,7 @@ export async function createTestStack(opts: TestStackOptions): Promise<TestStack
         ? createRedisBus({ client: redis!, prefix, ttlSecs: 60 })
         : createMemoryBus({ ttlSecs: 60 });
     releasers.add("bus", () => bus.close());
-    const queue = createBullmqQueue(
-      queueKind === "redis"
-        ? { kind: "redis", connection: redis!, prefix: `${prefix}bull` }
-        : { kind: "postgres", uri: opts.postgresUri, schema: uniquePrefix("q").replace(/-/g, "_"), poolMax: 2 },
-      () => {},
-    );
+    const queue = createRunQueue(queueKind === "redis" ? createRedisBell(redis!, `${prefix}runs:bell`, () => {}) : createLocalBell(), () => {});
     releasers.add("queue", () => queue.close());
 
     const file = await readLanggraphConfig(opts.configPath ?? "langgraph.json");

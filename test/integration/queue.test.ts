@@ -1,13 +1,18 @@
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { uuidv7 } from "../../src/lib/uuid.js";
-import { createBullmqQueue } from "../../src/queue/bullmq-queue.js";
-import type { QueueBackend } from "../../src/queue/bullmq-queue.js";
+import type { Bell } from "../../src/queue/bell.js";
+import { createLocalBell } from "../../src/queue/bell.js";
+import { createRunQueue } from "../../src/queue/claim-queue.js";
+import { createRedisBell } from "../../src/queue/redis-bell.js";
 import type { RunQueue, RunQueueConsumer } from "../../src/queue/run-queue.js";
-import { createTestDatabase, hasRedis, redisSkipReason, redisUri, uniquePrefix } from "../helpers/services.js";
-import type { TestDatabase } from "../helpers/services.js";
+import { hasRedis, redisSkipReason, redisUri, uniquePrefix } from "../helpers/services.js";
 
-const dispatch = (run_id: string, delay_ms = 0) => ({ run_id, thread_id: uuidv7(), delay_ms });
+// The queue's consumer logic and its doorbells. What is claimed comes from PostgreSQL in
+// production (runs.claimNext, tested in repos.test.ts); here a list stands in for it so the
+// tests can count claims exactly.
+
+const ring = (run_id = uuidv7(), delay_ms = 0) => ({ run_id, thread_id: uuidv7(), delay_ms });
 
 async function waitFor(cond: () => boolean, ms = 10_000, what = "condition"): Promise<void> {
   const deadline = Date.now() + ms;
@@ -16,32 +21,50 @@ async function waitFor(cond: () => boolean, ms = 10_000, what = "condition"): Pr
     await new Promise((r) => setTimeout(r, 10));
   }
 }
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Records every handler call with its time. */
-function recorder() {
-  const calls: Array<{ runId: string; at: number }> = [];
+/** Work to claim: `claims` counts every claim call, `handled` what reached the handler. */
+function source() {
+  const items: string[] = [];
+  const handled: Array<{ id: string; at: number }> = [];
+  let claims = 0;
   return {
-    calls,
-    ids: () => calls.map((c) => c.runId),
-    countOf: (id: string) => calls.filter((c) => c.runId === id).length,
-    handler: async (runId: string) => void calls.push({ runId, at: Date.now() }),
+    items,
+    handled,
+    get claims() {
+      return claims;
+    },
+    claim: async () => {
+      claims++;
+      return items.shift() ?? null;
+    },
   };
 }
 
-function queueContract(name: string, backend: () => Promise<QueueBackend>) {
-  describe(`${name} queue`, () => {
-    // Each test gets its own queue (unique prefix / schema), so nothing leaks between them.
+function queueContract(name: string, makeBell: () => Bell) {
+  describe(`${name} doorbell`, () => {
     const open: Array<{ queue: RunQueue; consumers: RunQueueConsumer[] }> = [];
-    async function make() {
+    function make() {
       const errors: unknown[] = [];
-      const queue = createBullmqQueue(await backend(), (err) => errors.push(err));
+      const queue = createRunQueue(makeBell(), (err) => errors.push(err));
       const entry = { queue, consumers: [] as RunQueueConsumer[] };
       open.push(entry);
       return {
         queue,
         errors,
-        consume: async (concurrency: number, handler: (id: string) => Promise<void>) => {
-          const c = await queue.consume(concurrency, handler);
+        consume: async (
+          src: ReturnType<typeof source>,
+          opts: { concurrency?: number; pollMs?: number; handler?: (id: string) => Promise<void> } = {},
+        ) => {
+          const c = await queue.consume({
+            concurrency: opts.concurrency ?? 2,
+            pollMs: opts.pollMs ?? 60_000,
+            claim: src.claim,
+            handler: async (id: string) => {
+              src.handled.push({ id, at: Date.now() });
+              await opts.handler?.(id);
+            },
+          });
           entry.consumers.push(c);
           return c;
         },
@@ -54,105 +77,141 @@ function queueContract(name: string, backend: () => Promise<QueueBackend>) {
       }
     });
 
-    it("hands every dispatched run id to the handler", async () => {
-      const { queue, consume, errors } = await make();
-      const rec = recorder();
-      await consume(2, rec.handler);
-      const ids = Array.from({ length: 5 }, () => uuidv7());
-      await queue.dispatch(ids.map((id) => dispatch(id)));
-      await waitFor(() => rec.calls.length >= 5, 10_000, "5 handler calls");
-      expect([...rec.ids()].sort()).toEqual([...ids].sort());
+    it("claims what waited before it started, then answers each ring of an idle consumer with one claim", async () => {
+      const { queue, consume, errors } = make();
+      const src = source();
+      src.items.push("early");
+      await consume(src);
+      await waitFor(() => src.handled.length === 1, 5_000, "the waiting item");
+      const before = src.claims;
+      for (let i = 0; i < 5; i++) {
+        src.items.push(`r${i}`);
+        await queue.dispatch([ring()]);
+        await waitFor(() => src.handled.length === i + 2, 5_000, `item ${i}`);
+      }
+      await sleep(100);
+      expect(src.handled.map((h) => h.id)).toEqual(["early", "r0", "r1", "r2", "r3", "r4"]);
+      // One claim per ring: no extra query to find out there is nothing more.
+      expect(src.claims - before).toBe(5);
       expect(errors).toEqual([]);
     });
 
-    it("dispatch of nothing is a no-op", async () => {
-      const { queue } = await make();
-      await expect(queue.dispatch([])).resolves.toBeUndefined();
+    it("dispatch of nothing rings nothing", async () => {
+      const { queue, consume } = make();
+      const src = source();
+      await consume(src);
+      await sleep(50);
+      const before = src.claims;
+      await queue.dispatch([]);
+      await sleep(100);
+      expect(src.claims).toBe(before);
     });
 
-    it("deduplicates a run id dispatched again while it is still queued", async () => {
-      const { queue, consume } = await make();
-      const a = uuidv7();
-      const b = uuidv7();
-      // Queued before any consumer exists: the second and third dispatch of a find it waiting.
-      await queue.dispatch([dispatch(a)]);
-      await queue.dispatch([dispatch(a), dispatch(b)]);
-      await queue.dispatch([dispatch(a)]);
-      const rec = recorder();
-      await consume(1, rec.handler);
-      await waitFor(() => rec.calls.length >= 2, 10_000, "2 handler calls");
-      await new Promise((r) => setTimeout(r, 300)); // would-be duplicates have time to arrive
-      expect(rec.countOf(a)).toBe(1);
-      expect(rec.countOf(b)).toBe(1);
+    it("a busy consumer remembers rings and claims when a slot frees", async () => {
+      const { queue, consume } = make();
+      const src = source();
+      let release!: () => void;
+      const gate = new Promise<void>((r) => (release = r));
+      await consume(src, { concurrency: 1, handler: (id) => (id === "slow" ? gate : Promise.resolve()) });
+      src.items.push("slow");
+      await queue.dispatch([ring()]);
+      await waitFor(() => src.handled.length === 1, 5_000, "slow start");
+      src.items.push("a", "b");
+      await queue.dispatch([ring(), ring()]);
+      await sleep(100);
+      expect(src.handled.map((h) => h.id)).toEqual(["slow"]); // the only slot is busy
+      release();
+      await waitFor(() => src.handled.length === 3, 5_000, "a and b");
+      expect(src.handled.map((h) => h.id)).toEqual(["slow", "a", "b"]);
     });
 
-    it("runs a run id again when it is dispatched after its job completed (sweeper re-dispatch)", async () => {
-      const { queue, consume } = await make();
-      const rec = recorder();
-      await consume(1, rec.handler);
-      const a = uuidv7();
-      await queue.dispatch([dispatch(a)]);
-      await waitFor(() => rec.countOf(a) === 1, 10_000, "first call");
-      // The job is removed on completion, so the same id is accepted again.
-      await new Promise((r) => setTimeout(r, 100));
-      await queue.dispatch([dispatch(a)]);
-      await waitFor(() => rec.countOf(a) === 2, 10_000, "second call");
+    it("a finished run costs no claim when no ring came in meanwhile", async () => {
+      const { queue, consume } = make();
+      const src = source();
+      await consume(src, { concurrency: 1 });
+      await sleep(50);
+      src.items.push("x");
+      const before = src.claims;
+      await queue.dispatch([ring()]);
+      await waitFor(() => src.handled.length === 1, 5_000, "x");
+      await sleep(150);
+      expect(src.claims - before).toBe(1);
     });
 
-    it("holds a delayed run until its delay has passed", async () => {
-      const { queue, consume } = await make();
-      const rec = recorder();
-      await consume(2, rec.handler);
-      const delayed = uuidv7();
-      const now = uuidv7();
+    it("holds a delayed ring until it falls due", async () => {
+      const { queue, consume } = make();
+      const src = source();
+      await consume(src);
+      await sleep(50);
       const sent = Date.now();
-      await queue.dispatch([dispatch(delayed, 800), dispatch(now)]);
-      await waitFor(() => rec.countOf(delayed) === 1, 10_000, "delayed call");
-      const call = rec.calls.find((c) => c.runId === delayed)!;
-      expect(call.at - sent).toBeGreaterThanOrEqual(800);
-      // The undelayed one was not held back by it.
-      const first = rec.calls.find((c) => c.runId === now)!;
-      expect(first.at).toBeLessThan(call.at);
+      src.items.push("later");
+      await queue.dispatch([ring(uuidv7(), 600)]);
+      await sleep(300);
+      expect(src.handled).toEqual([]);
+      await waitFor(() => src.handled.length === 1, 5_000, "the delayed item");
+      expect(src.handled[0]!.at - sent).toBeGreaterThanOrEqual(600);
     });
 
-    it("a handler error does not stop the consumer", async () => {
-      const { queue, consume } = await make();
-      const seen: string[] = [];
-      const bad = uuidv7();
-      await consume(1, async (id) => {
-        seen.push(id);
-        if (id === bad) throw new Error("handler failed");
-      });
-      const good = uuidv7();
-      await queue.dispatch([dispatch(bad)]);
-      await queue.dispatch([dispatch(good)]);
-      await waitFor(() => seen.includes(good), 10_000, "the run after a failing one");
-      expect(seen).toContain(bad);
+    it("polls: work whose ring was lost is claimed within pollMs", async () => {
+      const { consume } = make();
+      const src = source();
+      await consume(src, { pollMs: 200 });
+      await sleep(50);
+      src.items.push("unrung");
+      await waitFor(() => src.handled.length === 1, 3_000, "the unrung item");
     });
 
-    it("consumer.close waits for the active job; queue.close resolves", async () => {
-      const { queue, consume } = await make();
+    it("a failing claim (database down) is retried, and a handler error does not stop the consumer", async () => {
+      const { queue, consume, errors } = make();
+      const src = source();
+      let fail = true;
+      const claim = src.claim;
+      src.claim = async () => {
+        if (fail) {
+          fail = false;
+          throw new Error("connection refused");
+        }
+        return claim();
+      };
+      src.items.push("bad", "good");
+      await consume(src, { concurrency: 1, handler: async (id) => {
+        if (id === "bad") throw new Error("handler failed");
+      } });
+      await queue.dispatch([ring(), ring()]);
+      await waitFor(() => src.handled.length === 2, 5_000, "both items after the retry");
+      expect((errors as Error[]).map((e) => e.message)).toEqual(["connection refused", "handler failed"]);
+    });
+
+    it("close waits for active handlers; a forced close does not; queue.close resolves", async () => {
+      const { queue, consume } = make();
+      const src = source();
       let finished = false;
-      let started = false;
-      const consumer = await consume(1, async () => {
-        started = true;
-        await new Promise((r) => setTimeout(r, 300));
-        finished = true;
+      const consumer = await consume(src, {
+        concurrency: 1,
+        handler: async () => {
+          await sleep(300);
+          finished = true;
+        },
       });
-      await queue.dispatch([dispatch(uuidv7())]);
-      await waitFor(() => started, 10_000, "job start");
+      src.items.push("job");
+      await queue.dispatch([ring()]);
+      await waitFor(() => src.handled.length === 1, 5_000, "job start");
       await consumer.close();
       expect(finished).toBe(true);
-      // A second close returns the same (settled) promise.
       await expect(consumer.close()).resolves.toBeUndefined();
+      // Closed: rings are ignored.
+      src.items.push("after");
+      await queue.dispatch([ring()]);
+      await sleep(100);
+      expect(src.handled.length).toBe(1);
       await expect(queue.close()).resolves.toBeUndefined();
     });
   });
 }
 
-// ------------------------------------------------------------------------------------------------
+queueContract("in-process", createLocalBell);
 
-describe.skipIf(!hasRedis())(`redis backend${hasRedis() ? "" : ` (skipped: ${redisSkipReason()})`}`, () => {
+describe.skipIf(!hasRedis())(`redis${hasRedis() ? "" : ` (skipped: ${redisSkipReason()})`}`, () => {
   let connection: Redis;
   beforeAll(() => {
     connection = new Redis(redisUri(), { maxRetriesPerRequest: null });
@@ -161,34 +220,28 @@ describe.skipIf(!hasRedis())(`redis backend${hasRedis() ? "" : ` (skipped: ${red
   afterAll(async () => {
     await connection?.quit().catch(() => connection.disconnect());
   });
-  queueContract("redis", async () => ({ kind: "redis", connection, prefix: uniquePrefix("bull") }));
+  queueContract("redis", () => createRedisBell(connection, `${uniquePrefix("bell")}:runs:bell`, () => {}));
 
-  it("keeps jobs under its own prefix", async () => {
-    const prefix = uniquePrefix("bullkeys");
-    const queue = createBullmqQueue({ kind: "redis", connection, prefix }, () => {});
+  it("rings every other process once, and its own consumer directly (not twice)", async () => {
+    const channel = `${uniquePrefix("bell")}:runs:bell`;
+    const api = createRunQueue(createRedisBell(connection, channel, () => {}), () => {});
+    const workerA = createRunQueue(createRedisBell(connection, channel, () => {}), () => {});
+    const workerB = createRunQueue(createRedisBell(connection, channel, () => {}), () => {});
+    const claims = { api: 0, a: 0, b: 0 };
     try {
-      await queue.dispatch([dispatch(uuidv7(), 60_000)]);
-      const keys = await connection.keys(`${prefix}:*`);
-      expect(keys.length).toBeGreaterThan(0);
-      expect(keys.every((k) => k.startsWith(`${prefix}:runs:`))).toBe(true);
+      const consumers = [
+        await api.consume({ concurrency: 1, pollMs: 60_000, claim: async () => (claims.api++, null), handler: async () => {} }),
+        await workerA.consume({ concurrency: 1, pollMs: 60_000, claim: async () => (claims.a++, null), handler: async () => {} }),
+        await workerB.consume({ concurrency: 1, pollMs: 60_000, claim: async () => (claims.b++, null), handler: async () => {} }),
+      ];
+      await waitFor(() => claims.api === 1 && claims.a === 1 && claims.b === 1, 5_000, "start-up claims");
+      await api.dispatch([ring()]);
+      await waitFor(() => claims.a === 2 && claims.b === 2, 5_000, "the other processes' claims");
+      await sleep(200);
+      expect(claims).toEqual({ api: 2, a: 2, b: 2 });
+      await Promise.all(consumers.map((c) => c.close(true)));
     } finally {
-      await queue.close();
+      await Promise.all([api.close(), workerA.close(), workerB.close()]);
     }
   });
-});
-
-describe("postgres backend", () => {
-  let db: TestDatabase;
-  beforeAll(async () => {
-    db = await createTestDatabase("queue");
-  });
-  afterAll(async () => {
-    await db?.drop();
-  });
-  queueContract("postgres", async () => ({
-    kind: "postgres",
-    uri: db.uri,
-    schema: uniquePrefix("q").replace(/-/g, "_"),
-    poolMax: 2,
-  }));
 });

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { systemAssistantId } from "../../src/domain/assistant.js";
 import { AppError } from "../../src/domain/errors.js";
 import type { MultitaskStrategy, RunKwargs } from "../../src/domain/run.js";
@@ -540,19 +540,6 @@ describe("runs repo: heartbeat, finish, release, reclaim", () => {
     expect(await runs.claim(b.run_id, "w1", 30)).not.toBeNull();
   });
 
-  it("dispatchable lists the head pending run of each thread with nothing running", async () => {
-    const t1 = await newThread();
-    const t2 = await newThread();
-    const a1 = await createRun(t1.thread_id);
-    await createRun(t1.thread_id);
-    const b1 = await createRun(t2.thread_id);
-    await createRun(t2.thread_id);
-    await runs.claim(b1.run_id, "w1", 30);
-    const list = await runs.dispatchable(10_000);
-    const mine = list.filter((d) => d.thread_id === t1.thread_id || d.thread_id === t2.thread_id);
-    expect(mine).toEqual([{ run_id: a1.run_id, thread_id: t1.thread_id, delay_ms: 0, attempt: 0 }]);
-  });
-
   it("failExhausted records an error outcome", async () => {
     const t = await newThread();
     const run = await createRun(t.thread_id);
@@ -560,5 +547,79 @@ describe("runs repo: heartbeat, finish, release, reclaim", () => {
     await runs.failExhausted(run.run_id, "w1");
     expect((await runRow(run.run_id)).status).toBe("error");
     expect(await threads.get(t.thread_id)).toMatchObject({ status: "error", error: { error: "RunAttemptsExceeded" } });
+  });
+});
+
+// ------------------------------------------------------------------------------------------------
+
+describe("runs repo: claimNext (the queue)", () => {
+  // Each test starts with no pending runs in the database (other tests leave some).
+  beforeEach(async () => {
+    await sql`DELETE FROM run WHERE status = 'pending'`;
+  });
+
+  it("takes the oldest eligible run: one per thread, FIFO, never behind a running run or before it is due", async () => {
+    const busy = await newThread();
+    const t1 = await newThread();
+    const t2 = await newThread();
+    const running = await createRun(busy.thread_id);
+    expect(await runs.claim(running.run_id, "w0", 30)).not.toBeNull();
+    const blocked = await createRun(busy.thread_id);
+    const later = await createRun(t2.thread_id, { after_seconds: 60 });
+    const a1 = await createRun(t1.thread_id);
+    const a2 = await createRun(t1.thread_id);
+    const b1 = await createRun(t2.thread_id);
+    const first = await runs.claimNext("w1", 30);
+    expect(first).toMatchObject({ run_id: a1.run_id, status: "running", attempt: 1, lease_owner: "w1", cancel_action: null });
+    // A delayed run is ordered by when it falls due: b1 goes first on t2.
+    expect((await runs.claimNext("w1", 30))?.run_id).toBe(b1.run_id);
+    // a2 waits behind a1 (running), `later` behind b1 and its due time, `blocked` behind `running`.
+    expect(await runs.claimNext("w1", 30)).toBeNull();
+    await runs.finish(finishInput(a1.run_id, "w1"));
+    expect((await runs.claimNext("w2", 30))?.run_id).toBe(a2.run_id);
+    await runs.finish(finishInput(running.run_id, "w0"));
+    expect((await runs.claimNext("w2", 30))?.run_id).toBe(blocked.run_id);
+    expect(await runs.claimNext("w2", 30)).toBeNull();
+    expect((await runRow(later.run_id)).status).toBe("pending");
+  });
+
+  it("concurrent claimers each get a different run, at most one per thread", async () => {
+    const threadsIds = await Promise.all([newThread(), newThread(), newThread()]).then((ts) => ts.map((t) => t.thread_id));
+    const heads: string[] = [];
+    for (const id of threadsIds) {
+      heads.push((await createRun(id)).run_id);
+      await createRun(id);
+    }
+    const got = await Promise.all(Array.from({ length: 6 }, (_, i) => runs.claimNext(`w${i}`, 30)));
+    const claimed = got.filter((r) => r !== null);
+    expect(claimed.map((r) => r.run_id).sort()).toEqual([...heads].sort());
+    expect(new Set(claimed.map((r) => r.thread_id)).size).toBe(3);
+  });
+
+  it("returns null when nothing is pending", async () => {
+    expect(await runs.claimNext("w1", 30)).toBeNull();
+  });
+});
+
+describe("runs repo: finish sets the thread's status", () => {
+  // othersActive (another run pending on the thread), failed, hasPendingNext → thread status
+  it.each([
+    [false, false, false, "idle"],
+    [false, false, true, "interrupted"],
+    [false, true, false, "error"],
+    [false, true, true, "error"], // error wins over an interrupt
+    [true, false, false, "busy"], // other active runs keep the thread busy
+    [true, false, true, "busy"],
+    [true, true, false, "busy"],
+    [true, true, true, "busy"],
+  ] as const)("othersActive=%s failed=%s hasPendingNext=%s → %s", async (othersActive, failed, hasPendingNext, expected) => {
+    const t = await newThread();
+    const run = await createRun(t.thread_id);
+    await runs.claim(run.run_id, "w1", 30);
+    const other = othersActive ? await createRun(t.thread_id) : null;
+    const error = failed ? { error: "ValueError", message: "boom" } : null;
+    const result = await runs.finish(finishInput(run.run_id, "w1", { status: failed ? "error" : "success", hasPendingNext, error }));
+    expect(result).toEqual({ finished: true, next: other ? { run_id: other.run_id, thread_id: t.thread_id, attempt: 0, delay_ms: 0 } : null });
+    expect((await threads.get(t.thread_id))!.status).toBe(expected);
   });
 });

@@ -1,22 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { AppError, ERROR_CODES, conflict, invalid, isAppError, notFound } from "../../src/domain/errors.js";
-import { RUN_STATUSES, TERMINAL_RUN_STATUSES, isTerminal, threadStatusAfterRun } from "../../src/domain/run.js";
-
-describe("threadStatusAfterRun", () => {
-  // othersActive, failed, hasPendingNext → status
-  it.each([
-    [false, false, false, "idle"],
-    [false, false, true, "interrupted"],
-    [false, true, false, "error"],
-    [false, true, true, "error"], // error wins over an interrupt
-    [true, false, false, "busy"], // other active runs keep the thread busy
-    [true, false, true, "busy"],
-    [true, true, false, "busy"],
-    [true, true, true, "busy"],
-  ] as const)("othersActive=%s failed=%s hasPendingNext=%s → %s", (othersActive, failed, hasPendingNext, expected) => {
-    expect(threadStatusAfterRun({ othersActive, failed, hasPendingNext })).toBe(expected);
-  });
-});
+import { RUN_STATUSES, TERMINAL_RUN_STATUSES, isTerminal } from "../../src/domain/run.js";
 
 describe("run statuses", () => {
   it("marks exactly success, error, timeout and interrupted as terminal", () => {
