@@ -23,6 +23,8 @@ interface StreamEventLike {
   data?: { chunk?: unknown };
 }
 
+const INTERRUPT = "__interrupt__";
+
 /** Stream modes a client may ask for, mapped to LangGraph's own mode names. */
 const GRAPH_MODE: Record<string, string> = {
   values: "values",
@@ -82,8 +84,16 @@ export async function executeRun(
       signal,
       ...(deps.tracing ? { callbacks: [deps.tracing.tracer()], runName: graphId } : {}),
     };
+    // The root graph's last values are the thread's state at the end, unless it stopped at an
+    // interrupt (LangGraph then streams a values chunk holding only `__interrupt__`).
+    let lastValues: Record<string, unknown> | undefined;
+    let interrupted = false;
     const onChunk = async (chunk: unknown) => {
       const [ns, mode, data] = (kwargs.subgraphs ? chunk : [[], ...(chunk as [string, unknown])]) as [string[], string, unknown];
+      if (mode === "values" && ns.length === 0 && data && typeof data === "object") {
+        if (INTERRUPT in data) interrupted = true;
+        else lastValues = data as Record<string, unknown>;
+      }
       const suffix = ns.length > 0 ? `|${ns.join("|")}` : "";
       if (mode === "messages") {
         if (wanted.has("messages-tuple")) await publish(`messages${suffix}`, data);
@@ -107,6 +117,10 @@ export async function executeRun(
     } else {
       for await (const chunk of await graph.stream(input, options)) await onChunk(chunk);
     }
+    if (!interrupted && lastValues !== undefined) {
+      return { status: "success", values: toPlain<Record<string, unknown>>(lastValues), interrupts: {}, hasPendingNext: false, error: null };
+    }
+    // Interrupted (the interrupts and next tasks come from the checkpoint) or nothing streamed.
     const state = await graph.getState(threadConfig);
     return { status: "success", ...summarise(state), error: null };
   } catch (err) {

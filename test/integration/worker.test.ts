@@ -145,3 +145,47 @@ describe("worker: a run taken over by another worker", () => {
     expect(await stack.deps.runs.get(null, run.run_id)).toBeNull();
   });
 });
+
+describe("worker: the thread's state after a run", () => {
+  let stack: TestStack;
+  beforeAll(async () => {
+    stack = await createTestStack({ postgresUri: db.uri });
+  });
+  afterAll(async () => {
+    await stack?.close();
+  });
+
+  const runOn = async (threadId: string, over: Partial<RunKwargs>) => {
+    const runId = uuidv7();
+    await stack.deps.runs.create({
+      run_id: runId,
+      thread_id: threadId,
+      if_not_exists: "reject",
+      assistant_id: systemAssistantId("counter"),
+      graph_id: "counter",
+      metadata: {},
+      kwargs: { ...kwargs("counter", runId, threadId), ...over },
+      multitask_strategy: "enqueue",
+      after_seconds: 0,
+    });
+    await stack.queue.dispatch([{ run_id: runId, thread_id: threadId, delay_ms: 0 }]);
+    await waitFor(async () => !["pending", "running"].includes((await status(stack, runId)).status), 10_000, "run end");
+    return (await status(stack, runId)).status;
+  };
+
+  it("matches the checkpoint: interrupted before a node, then resumed to the end (values from the stream, no re-read)", async () => {
+    const thread = await stack.deps.threads.create({ thread_id: uuidv7(), metadata: {}, if_exists: "raise" });
+    const graph = (await stack.graphs.get("counter", { configurable: { thread_id: thread.thread_id } })).graph;
+    const checkpointed = async () => (await graph.getState({ configurable: { thread_id: thread.thread_id } })).values;
+
+    expect(await runOn(thread.thread_id, { input: {}, interrupt_before: ["two"] })).toBe("success");
+    const paused = await stack.deps.threads.get(thread.thread_id);
+    expect(paused).toMatchObject({ status: "interrupted", values: { count: 1, steps: ["one"] }, interrupts: {} });
+    expect(paused!.values).toEqual(await checkpointed());
+
+    expect(await runOn(thread.thread_id, { input: null })).toBe("success");
+    const done = await stack.deps.threads.get(thread.thread_id);
+    expect(done).toMatchObject({ status: "idle", values: { count: 3, steps: ["one", "two", "three"] }, interrupts: {} });
+    expect(done!.values).toEqual(await checkpointed());
+  });
+});
