@@ -45,7 +45,7 @@ export async function loadExtensions(
   return { auth, http };
 }
 
-/** The cron job schedulers, on the run queue's backend (Redis, or BullMQ's PostgreSQL backend). */
+/** The cron job schedulers: BullMQ on Redis, or on BullMQ's PostgreSQL backend. */
 export function cronQueueFor(stores: Stores, config: Readonly<Config>, onError: (err: unknown) => void): CronQueue {
   return createCronQueue(
     stores.redis

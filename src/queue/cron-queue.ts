@@ -34,7 +34,7 @@ export interface CronQueue {
 type CronJobData = { cron_id: string };
 type AnyQueue = ReturnType<typeof bullmqQueue<CronJobData>>;
 
-/** Beside the run queue (createBullmqQueue), on the same backend, under its own queue name. */
+/** BullMQ job schedulers on Redis, or on BullMQ's PostgreSQL backend without Redis. */
 export function createCronQueue(backend: QueueBackend, onError: (err: unknown) => void): CronQueue {
   let queue: AnyQueue | null = null;
   const getQueue = (): AnyQueue => {
