@@ -139,7 +139,10 @@ export function createWorker(deps: WorkerDeps) {
     }, (deps.leaseSecs * 1000) / 3);
     const timeout = setTimeout(() => abort("timeout"), deps.runTimeoutSecs * 1000);
     const firstCancelCheck = setTimeout(() => void checkCancel(), FIRST_CANCEL_CHECK_MS);
-    const unlisten = await deps.bus.onControl(run.run_id, (action) => abort(action));
+    // Listening for cancels goes on while the run starts (its first event is not held up);
+    // a cancel published before the subscription took is caught by the flag checks.
+    const listening = deps.bus.onControl(run.run_id, (action) => abort(action));
+    listening.catch((err) => rlog.warn({ err }, "cancel subscription failed"));
     if (run.cancel_action) abort(run.cancel_action);
     const started = Date.now();
     try {
@@ -197,7 +200,7 @@ export function createWorker(deps: WorkerDeps) {
       clearTimeout(timeout);
       clearTimeout(firstCancelCheck);
       active.delete(run.run_id);
-      await unlisten().catch(() => {});
+      await listening.then((unlisten) => unlisten()).catch(() => {});
       await threadEvents;
     }
   }
