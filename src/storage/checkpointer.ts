@@ -1,21 +1,66 @@
 import type { RunnableConfig } from "@langchain/core/runnables";
-import type { Checkpoint, CheckpointMetadata, ChannelVersions } from "@langchain/langgraph-checkpoint";
+import {
+  WRITES_IDX_MAP,
+  type ChannelVersions,
+  type Checkpoint,
+  type CheckpointMetadata,
+  type CheckpointTuple,
+  type PendingWrite,
+} from "@langchain/langgraph-checkpoint";
 import { PostgresSaver } from "@langchain/langgraph-checkpoint-postgres";
 import pg from "pg";
+import { checkpointStatements, packBlobs, type CheckpointStatements } from "./checkpoint-sql.js";
 
 /** Configurable keys that identify the checkpoint itself, not the run. */
 const NOT_METADATA = new Set(["checkpoint_ns", "checkpoint_id", "checkpoint_map", "thread_id", "run_id"]);
 
+export interface RunAwarePostgresSaverOptions {
+  /** Schema of the checkpoint tables; "public" like the library's default. */
+  schema?: string;
+}
+
+interface TupleRow {
+  checkpoint_id: string;
+  parent_checkpoint_id: string | null;
+  checkpoint: Omit<Checkpoint, "channel_values"> & { v: number };
+  metadata: string;
+  cv_channels: string[] | null;
+  cv_types: string[] | null;
+  cv_blobs: (Buffer | null)[] | null;
+  pw_tasks: string[] | null;
+  pw_channels: string[] | null;
+  pw_types: string[] | null;
+  pw_blobs: Buffer[] | null;
+}
+
 /**
- * Stamps every checkpoint's metadata with the run's metadata (run_id,
+ * The library's PostgresSaver on the library's tables, with a cheaper write
+ * path: put, putWrites, getTuple and deleteThread are each one prepared
+ * statement and one round trip (the library runs BEGIN, one INSERT per blob or
+ * write, COMMIT). A single statement is atomic, so a checkpoint row is never
+ * visible without its blobs, and in autocommit it is durably committed before
+ * the promise resolves. list() and setup() are the library's.
+ *
+ * It also stamps every checkpoint's metadata with the run's metadata (run_id,
  * graph_id, assistant_id, user metadata) and its plain configurable values,
  * as the official server does. This is what lets history be filtered by run
  * metadata, a retried run recognise its own checkpoints, and a rollback find
  * the checkpoints a run wrote.
  */
 export class RunAwarePostgresSaver extends PostgresSaver {
-  constructor(private readonly ownPool: pg.Pool) {
-    super(ownPool);
+  private readonly sql: CheckpointStatements;
+  private readonly schema: string;
+  /** Whether statements are sent prepared by name (see run). */
+  private prepared = true;
+
+  constructor(
+    private readonly ownPool: pg.Pool,
+    options: RunAwarePostgresSaverOptions = {},
+  ) {
+    const schema = options.schema ?? "public";
+    super(ownPool, undefined, { schema });
+    this.schema = schema;
+    this.sql = checkpointStatements(schema);
   }
 
   override async put(
@@ -24,7 +69,144 @@ export class RunAwarePostgresSaver extends PostgresSaver {
     metadata: CheckpointMetadata,
     newVersions: ChannelVersions,
   ): Promise<RunnableConfig> {
-    return super.put(config, checkpoint, { ...runMetadata(config), ...metadata }, newVersions);
+    if (config.configurable === undefined) throw new Error(`Missing "configurable" field in "config" param`);
+    const { thread_id, checkpoint_ns = "", checkpoint_id } = config.configurable;
+    const { channel_values: values, ...stored } = checkpoint;
+
+    // Sorted by channel: concurrent puts of one thread (async durability) then
+    // take the blob rows' locks in the same order and cannot deadlock.
+    const channels = Object.keys(newVersions).sort();
+    const versions: string[] = [];
+    const types: string[] = [];
+    const blobs: (Uint8Array | null)[] = [];
+    const dumped = await Promise.all(
+      channels.map((k) => (k in values ? this.serde.dumpsTyped(values[k]) : undefined)),
+    );
+    for (let i = 0; i < channels.length; i++) {
+      versions.push(String(newVersions[channels[i]!]));
+      const d = dumped[i];
+      types.push(d ? d[0] : "empty");
+      blobs.push(d ? d[1] : null);
+    }
+    const [, meta] = await this.serde.dumpsTyped({ ...runMetadata(config), ...metadata });
+    const packed = packBlobs(blobs);
+
+    await this.run(this.sql.put, [
+      thread_id,
+      checkpoint_ns,
+      checkpoint.id,
+      checkpoint_id,
+      JSON.stringify(stored),
+      // The library strips NULs from the metadata's JSON text the same way.
+      new TextDecoder().decode(meta).replace(/\0/g, ""),
+      channels,
+      versions,
+      types,
+      packed.offsets,
+      packed.lengths,
+      packed.data,
+    ]);
+    return { configurable: { thread_id, checkpoint_ns, checkpoint_id: checkpoint.id } };
+  }
+
+  override async putWrites(config: RunnableConfig, writes: PendingWrite[], taskId: string): Promise<void> {
+    if (writes.length === 0) return;
+    // As the library: writes that are all special channels replace what is
+    // there (one fixed idx per channel); any other batch keeps existing rows.
+    const upsert = writes.every(([channel]) => channel in WRITES_IDX_MAP);
+    const dumped = await Promise.all(writes.map(([, value]) => this.serde.dumpsTyped(value)));
+    let rows = writes.map(([channel], i) => ({
+      idx: WRITES_IDX_MAP[channel] ?? i,
+      channel,
+      type: dumped[i]![0],
+      blob: dumped[i]![1],
+    }));
+    if (upsert) {
+      // One statement may not update a row twice: keep the last write per idx
+      // (what sequential upserts would leave), in idx order (lock order).
+      rows = [...new Map(rows.map((r) => [r.idx, r])).values()].sort((a, b) => a.idx - b.idx);
+    }
+    const c = config.configurable;
+    const packed = packBlobs(rows.map((r) => r.blob));
+    await this.run(upsert ? this.sql.upsertWrites : this.sql.insertWrites, [
+      c?.thread_id,
+      c?.checkpoint_ns,
+      c?.checkpoint_id,
+      taskId,
+      rows.map((r) => r.idx),
+      rows.map((r) => r.channel),
+      rows.map((r) => r.type),
+      packed.offsets,
+      packed.lengths,
+      packed.data,
+    ]);
+  }
+
+  override async getTuple(config: RunnableConfig): Promise<CheckpointTuple | undefined> {
+    const { thread_id, checkpoint_ns = "", checkpoint_id } = config.configurable ?? {};
+    const res = checkpoint_id
+      ? await this.run<TupleRow>(this.sql.selectById, [thread_id, checkpoint_ns, checkpoint_id])
+      : await this.run<TupleRow>(this.sql.selectLatest, [thread_id, checkpoint_ns]);
+    const row = res.rows[0];
+    if (row === undefined) return undefined;
+    // Checkpoints older than format v4 keep their sends in the parent's
+    // writes: the library knows how to migrate them on read.
+    if (row.checkpoint.v < 4 && row.parent_checkpoint_id != null) return super.getTuple(config);
+
+    const channelValues: Record<string, unknown> = {};
+    const cvChannels = row.cv_channels ?? [];
+    const loaded = await Promise.all(
+      cvChannels.map((_, i) =>
+        row.cv_types![i] === "empty" ? undefined : this.serde.loadsTyped(row.cv_types![i]!, row.cv_blobs![i]!),
+      ),
+    );
+    cvChannels.forEach((ch, i) => {
+      if (row.cv_types![i] !== "empty") channelValues[ch] = loaded[i];
+    });
+    const tasks = row.pw_tasks ?? [];
+    const writeValues = await Promise.all(
+      tasks.map((_, i) => this.serde.loadsTyped(row.pw_types![i]!, row.pw_blobs![i]!)),
+    );
+
+    return {
+      config: { configurable: { thread_id, checkpoint_ns, checkpoint_id: row.checkpoint_id } },
+      checkpoint: {
+        ...row.checkpoint,
+        channel_versions: row.checkpoint.channel_versions ?? {},
+        versions_seen: row.checkpoint.versions_seen ?? {},
+        channel_values: channelValues,
+      },
+      metadata: await this.serde.loadsTyped("json", row.metadata),
+      parentConfig: row.parent_checkpoint_id
+        ? { configurable: { thread_id, checkpoint_ns, checkpoint_id: row.parent_checkpoint_id } }
+        : undefined,
+      pendingWrites: tasks.map((t, i) => [t, row.pw_channels![i]!, writeValues[i]]),
+    };
+  }
+
+  override async deleteThread(threadId: string): Promise<void> {
+    await this.run(this.sql.deleteThread, [threadId]);
+  }
+
+  /**
+   * Runs one of our statements, prepared by name. A pooler in transaction mode
+   * that does not keep prepared statements (PgBouncer before 1.21) fails with
+   * "does not exist" / "already exists" before anything ran: from then on this
+   * saver sends its statements unnamed, and retries that one.
+   */
+  private async run<R extends pg.QueryResultRow = pg.QueryResultRow>(
+    stmt: { name: string; text: string },
+    values: readonly unknown[],
+  ): Promise<pg.QueryResult<R>> {
+    if (!this.prepared) return this.ownPool.query<R>(stmt.text, values as unknown[]);
+    try {
+      return await this.ownPool.query<R>({ name: stmt.name, text: stmt.text, values: values as unknown[] });
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      if (code !== "26000" && code !== "42P05") throw err;
+      this.prepared = false;
+      return this.ownPool.query<R>(stmt.text, values as unknown[]);
+    }
   }
 
   /** The pool's size for /metrics. */
@@ -37,7 +219,7 @@ export class RunAwarePostgresSaver extends PostgresSaver {
   override async setup(): Promise<void> {
     await super.setup();
     await this.ownPool.query(
-      "CREATE INDEX IF NOT EXISTS checkpoints_run_id ON checkpoints (thread_id, (metadata->>'run_id'))",
+      `CREATE INDEX IF NOT EXISTS checkpoints_run_id ON "${this.schema}".checkpoints (thread_id, (metadata->>'run_id'))`,
     );
   }
 }

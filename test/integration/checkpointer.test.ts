@@ -1,0 +1,519 @@
+/**
+ * RunAwarePostgresSaver against real PostgreSQL:
+ * - LangChain's conformance suite for checkpointers;
+ * - a differential test: the library's PostgresSaver and ours driven through
+ *   the same calls must return the same tuples and leave the same rows;
+ * - real graphs written by one saver and read (and continued) by the other,
+ *   on the same tables, in every durability mode;
+ * - statements per invoke (fewer than the library's).
+ * Each saver gets its own schema in one test database.
+ */
+import { randomUUID } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { Annotation, Command, END, INTERRUPT, interrupt, MemorySaver, Send, START, StateGraph } from "@langchain/langgraph";
+import {
+  emptyCheckpoint,
+  uuid6,
+  type BaseCheckpointSaver,
+  type Checkpoint,
+  type CheckpointMetadata,
+  type CheckpointTuple,
+} from "@langchain/langgraph-checkpoint";
+import { validate } from "@langchain/langgraph-checkpoint-validation";
+import { PostgresSaver } from "@langchain/langgraph-checkpoint-postgres";
+import pg from "pg";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { RunAwarePostgresSaver } from "../../src/storage/checkpointer.js";
+import { createTestDatabase, type TestDatabase } from "../helpers/services.js";
+
+let db: TestDatabase;
+const pools: pg.Pool[] = [];
+
+beforeAll(async () => {
+  db = await createTestDatabase("checkpointer");
+}, 60_000);
+
+afterAll(async () => {
+  await Promise.all(pools.splice(0).map((p) => p.end()));
+  await db?.drop();
+});
+
+/** Counts every statement a pool's connections run (each is one round trip with `pg`). */
+class CountingClient extends pg.Client {
+  static statements: string[] = [];
+  override query(...args: unknown[]): never {
+    const q = args[0];
+    CountingClient.statements.push(typeof q === "string" ? q : (q as { text: string }).text);
+    return (super.query as (...a: unknown[]) => never)(...args);
+  }
+}
+
+// Small pools that let idle connections go soon: many savers share one server.
+function newPool(counting = false, idleTimeoutMillis = 1_000): pg.Pool {
+  const pool = new pg.Pool({
+    connectionString: db.uri,
+    max: 3,
+    idleTimeoutMillis,
+    ...(counting ? { Client: CountingClient } : {}),
+  });
+  pools.push(pool);
+  return pool;
+}
+
+let admin: pg.Pool | undefined;
+
+async function newSchema(): Promise<string> {
+  const schema = `cp_${randomUUID().replace(/-/g, "").slice(0, 12)}`;
+  admin ??= newPool();
+  await admin.query(`CREATE SCHEMA ${schema}`);
+  return schema;
+}
+
+/** Both savers on one fresh schema (same tables), set up by ours. */
+async function pairOnOneSchema(): Promise<{ ours: RunAwarePostgresSaver; stock: PostgresSaver; schema: string }> {
+  const schema = await newSchema();
+  const ours = new RunAwarePostgresSaver(newPool(), { schema });
+  await ours.setup();
+  const stock = new PostgresSaver(newPool(), undefined, { schema });
+  return { ours, stock, schema };
+}
+
+// ------------------------------------------------------------ conformance
+
+// The suite calls vitest's functions as globals; this project does not turn globals on.
+Object.assign(globalThis, { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it });
+
+/**
+ * The suite checks that put() stores metadata unaltered while passing extra
+ * configurable keys; stamping those into metadata is our deliberate addition
+ * (the official server's behaviour, tested below). Handing put() only the
+ * checkpoint's own keys makes stamping a no-op; everything else is ours as is.
+ */
+class UnstampedSaver extends RunAwarePostgresSaver {
+  override put(...[config, ...rest]: Parameters<RunAwarePostgresSaver["put"]>) {
+    const c = config.configurable;
+    const own = c && { thread_id: c.thread_id, checkpoint_ns: c.checkpoint_ns, checkpoint_id: c.checkpoint_id };
+    return super.put({ ...config, configurable: own }, ...rest);
+  }
+}
+
+describe("conformance (@langchain/langgraph-checkpoint-validation)", () => {
+  const schemas = new Map<RunAwarePostgresSaver, { schema: string; pool: pg.Pool }>();
+  validate<RunAwarePostgresSaver>({
+    checkpointerName: "RunAwarePostgresSaver",
+    async createCheckpointer() {
+      const schema = await newSchema();
+      const pool = new pg.Pool({ connectionString: db.uri, max: 2 });
+      const saver = new UnstampedSaver(pool, { schema });
+      await saver.setup();
+      schemas.set(saver, { schema, pool });
+      return saver;
+    },
+    async destroyCheckpointer(saver) {
+      const s = schemas.get(saver)!;
+      await s.pool.query(`DROP SCHEMA ${s.schema} CASCADE`);
+      await s.pool.end();
+    },
+  });
+});
+
+// ------------------------------------------------------------ differential
+
+/** Everything a checkpointer stored, in a stable order, for comparing two schemas. */
+async function tables(pool: pg.Pool, schema: string) {
+  const q = async (sql: string) => (await pool.query(sql)).rows;
+  return {
+    checkpoints: await q(
+      `SELECT thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, type, checkpoint, metadata
+       FROM ${schema}.checkpoints ORDER BY 1, 2, 3`,
+    ),
+    blobs: await q(`SELECT * FROM ${schema}.checkpoint_blobs ORDER BY thread_id, checkpoint_ns, channel, version`),
+    writes: await q(
+      `SELECT * FROM ${schema}.checkpoint_writes ORDER BY thread_id, checkpoint_ns, checkpoint_id, task_id, idx`,
+    ),
+  };
+}
+
+function checkpointAt(id: string, values: Record<string, unknown>, versions: Record<string, number>): Checkpoint {
+  const c = emptyCheckpoint();
+  return {
+    ...c,
+    id,
+    ts: "2026-01-01T00:00:00.000Z",
+    channel_values: values,
+    channel_versions: versions,
+    versions_seen: { node: { a: 1 } },
+  };
+}
+
+async function collect(saver: BaseCheckpointSaver, ...args: Parameters<BaseCheckpointSaver["list"]>) {
+  const out: CheckpointTuple[] = [];
+  for await (const t of saver.list(...args)) out.push(t);
+  return out;
+}
+
+describe("differential: same calls, same results and rows as the library's PostgresSaver", () => {
+  it("put / putWrites / getTuple / list / deleteThread", async () => {
+    const oursSchema = await newSchema();
+    const stockSchema = await newSchema();
+    const pool = newPool();
+    const ours = new RunAwarePostgresSaver(newPool(), { schema: oursSchema });
+    const stock = new PostgresSaver(newPool(), undefined, { schema: stockSchema });
+    await ours.setup();
+    await stock.setup();
+    const both = [ours, stock] as const;
+    const run = async <T>(f: (s: BaseCheckpointSaver) => Promise<T>): Promise<[T, T]> => [await f(ours), await f(stock)];
+    const same = async <T>(f: (s: BaseCheckpointSaver) => Promise<T>): Promise<T> => {
+      const [a, b] = await run(f);
+      expect(a).toEqual(b);
+      return a;
+    };
+
+    const ids = Array.from({ length: 6 }, () => uuid6(-1));
+    const bytes = new Uint8Array([0, 1, 2, 255, 92, 34, 123]);
+    for (const thread of ["t1", "t2"]) {
+      for (const ns of ["", "child:1"]) {
+        const base = { configurable: { thread_id: thread, checkpoint_ns: ns } };
+        // First checkpoint: a value, a channel without value (empty blob), raw bytes.
+        const v1 = { a: 1, b: 1, raw: 1, none: 1 };
+        const values1 = { a: { x: 1, s: 'quote " and \\ slash' }, raw: bytes, none: new Uint8Array(0) };
+        const c1 = checkpointAt(ids[0]!, values1, v1);
+        const cfg1 = await same((s) => s.put(base, c1, { source: "input", step: -1, parents: {} }, v1));
+        // Second: only "a" changes; "b" and "raw" are read from older versions.
+        const c2 = checkpointAt(ids[1]!, { a: [1, 2, 3], raw: bytes }, { a: 2, b: 1, raw: 1 });
+        const meta2 = { source: "loop", step: 0, parents: {}, extra: "x" } as CheckpointMetadata;
+        const cfg2 = await same((s) => s.put(cfg1, c2, meta2, { a: 2 }));
+        // Ordinary writes, then the same task again (kept: DO NOTHING), then special channels.
+        await same((s) => s.putWrites(cfg2, [["a", "w0"], ["b", { nested: [1] }], ["a", "w2"]], "task-1"));
+        await same((s) => s.putWrites(cfg2, [["a", "changed"], ["c", "new"]], "task-1"));
+        await same((s) => s.putWrites(cfg2, [["__error__", { message: "boom" }]], "task-2"));
+        await same((s) => s.putWrites(cfg2, [["__error__", { message: "boom again" }]], "task-2"));
+        await same((s) => s.putWrites(cfg2, [[INTERRUPT, [{ value: "q?" }]], ["__resume__", "yes"]], "task-3"));
+        await same((s) => s.putWrites(cfg2, [[INTERRUPT, [{ value: "q2?" }]]], "task-3"));
+        // Mixed special + ordinary: the library keeps existing rows for the whole batch.
+        await same((s) => s.putWrites(cfg2, [["__error__", "x"], ["d", 4]], "task-2"));
+        await same((s) => s.putWrites(cfg2, [], "task-4"));
+        // The same special channel twice in one batch: the last one wins.
+        await same((s) => s.putWrites(cfg2, [["__error__", "e1"], ["__scheduled__", 1], ["__error__", "e2"]], "task-5"));
+        // A third checkpoint with no new versions at all; and re-put of the second (upsert).
+        const c3 = checkpointAt(ids[2]!, { a: [1, 2, 3], raw: bytes }, { a: 2, b: 1, raw: 1 });
+        await same((s) => s.put(cfg2, c3, { source: "loop", step: 1, parents: {} }, {}));
+        await same((s) => s.put(cfg1, c2, { source: "update", step: 0, parents: {} }, { a: 2 }));
+
+        await same((s) => s.getTuple(base));
+        await same((s) => s.getTuple(cfg1));
+        await same((s) => s.getTuple(cfg2));
+        await same((s) => s.getTuple({ configurable: { thread_id: thread, checkpoint_ns: ns, checkpoint_id: "nope" } }));
+      }
+    }
+    await same((s) => s.getTuple({ configurable: { thread_id: "absent", checkpoint_ns: "" } }));
+    await same((s) => s.getTuple({ configurable: { thread_id: "t1" } }));
+    await same((s) => collect(s, { configurable: { thread_id: "t1" } }));
+    await same((s) => collect(s, { configurable: { thread_id: "t1", checkpoint_ns: "child:1" } }));
+    await same((s) => collect(s, {}, { filter: { source: "loop" } }));
+    await same((s) => collect(s, { configurable: { thread_id: "t2" } }, { limit: 2 }));
+    const before = { configurable: { checkpoint_id: ids[2] } };
+    await same((s) => collect(s, { configurable: { thread_id: "t2" } }, { before }));
+
+    const [ot, st] = [await tables(pool, oursSchema), await tables(pool, stockSchema)];
+    expect(ot).toEqual(st);
+    expect(ot.checkpoints.length).toBe(12);
+    expect(ot.blobs.length).toBe(20);
+
+    await Promise.all(both.map((s) => s.deleteThread("t1")));
+    await same((s) => collect(s, {}));
+    expect(await tables(pool, oursSchema)).toEqual(await tables(pool, stockSchema));
+    expect((await tables(pool, oursSchema)).blobs.every((b) => b.thread_id === "t2")).toBe(true);
+  });
+
+  it("a failed put leaves nothing behind (one atomic statement)", async () => {
+    const { ours, stock, schema } = await pairOnOneSchema();
+    const cfg = { configurable: { thread_id: "atomic", checkpoint_ns: "" } };
+    const c = checkpointAt(uuid6(-1), { a: "value", b: "other" }, { a: 1, b: 1 });
+    await ours.put(cfg, c, { source: "input", step: -1, parents: {} }, { a: 1, b: 1 });
+    // A NUL in metadata: PostgreSQL's jsonb refuses \u0000, after the blobs went in.
+    const broken = { ...c, id: uuid6(-1), channel_versions: { a: 2, b: 2 } } as Checkpoint;
+    const withNul = { source: "loop", step: 0, parents: {}, note: "nul \u0000 inside" } as CheckpointMetadata;
+    await expect(ours.put(cfg, broken, withNul, { a: 2, b: 2 })).rejects.toThrow();
+    await expect(stock.put(cfg, broken, withNul, { a: 2, b: 2 })).rejects.toThrow();
+    expect((await ours.getTuple(cfg))!.checkpoint.id).toBe(c.id);
+    const blobs = await newPool().query(`SELECT version FROM ${schema}.checkpoint_blobs WHERE thread_id = 'atomic'`);
+    expect(blobs.rows.map((r) => r.version)).toEqual(["1", "1"]);
+  });
+
+  it("concurrent put / putWrites on one thread (async durability) do not fail or deadlock", async () => {
+    const { ours } = await pairOnOneSchema();
+    const cfg = { configurable: { thread_id: "busy", checkpoint_ns: "" } };
+    const channels = Array.from({ length: 20 }, (_, i) => `ch${i}`);
+    const calls: Promise<unknown>[] = [];
+    for (let i = 0; i < 40; i++) {
+      const order = i % 2 ? channels : [...channels].reverse();
+      const versions = Object.fromEntries(order.map((c) => [c, 1]));
+      const c = checkpointAt(uuid6(-1), Object.fromEntries(order.map((ch) => [ch, i])), versions);
+      calls.push(ours.put(cfg, c, { step: i, source: "loop", parents: {} }, versions));
+      const own = { configurable: { ...cfg.configurable, checkpoint_id: c.id } };
+      calls.push(ours.putWrites(own, [["__error__", i], ["__interrupt__", i]], "t"));
+      calls.push(ours.putWrites({ configurable: { ...cfg.configurable, checkpoint_id: "same" } }, [["__error__", i]], "t"));
+    }
+    await Promise.all(calls);
+    expect((await collect(ours, cfg)).length).toBe(40);
+  });
+});
+
+describe("prepared statements", () => {
+  it("fall back to unnamed statements behind a pooler that loses them (PgBouncer transaction mode)", async () => {
+    const real = newPool();
+    const schema = await newSchema();
+    await new RunAwarePostgresSaver(real, { schema }).setup();
+    const seen: string[] = [];
+    // A pool whose server connection forgets prepared statements between uses.
+    const flaky = {
+      query(q: unknown, values?: unknown[]) {
+        if (typeof q === "object" && q !== null && "name" in q) {
+          seen.push("named");
+          return Promise.reject(Object.assign(new Error('prepared statement "x" does not exist'), { code: "26000" }));
+        }
+        seen.push("unnamed");
+        return real.query(q as string, values);
+      },
+    } as unknown as pg.Pool;
+    const saver = new RunAwarePostgresSaver(flaky, { schema });
+    const cfg = await saver.put(
+      { configurable: { thread_id: "pgb", checkpoint_ns: "" } },
+      checkpointAt(uuid6(-1), { a: 1 }, { a: 1 }),
+      { source: "input", step: -1, parents: {} },
+      { a: 1 },
+    );
+    await saver.putWrites(cfg, [["a", 2]], "t");
+    const tuple = await saver.getTuple({ configurable: { thread_id: "pgb" } });
+    expect(tuple?.checkpoint.channel_values).toEqual({ a: 1 });
+    expect(tuple?.pendingWrites).toEqual([["t", "a", 2]]);
+    expect(seen).toEqual(["named", "unnamed", "unnamed", "unnamed"]);
+  });
+});
+
+// ------------------------------------------------------------ real graphs
+
+const State = Annotation.Root({
+  log: Annotation<string[]>({ reducer: (a, b) => a.concat(b), default: () => [] }),
+  n: Annotation<number>({ reducer: (_, b) => b, default: () => 0 }),
+});
+
+function steps(count: number) {
+  const g = new StateGraph(State);
+  for (let i = 0; i < count; i++) g.addNode(`s${i}`, (s: typeof State.State) => ({ log: [`s${i}`], n: s.n + 1 }));
+  g.addEdge(START, "s0" as never);
+  for (let i = 1; i < count; i++) g.addEdge(`s${i - 1}` as never, `s${i}` as never);
+  g.addEdge(`s${count - 1}` as never, END);
+  return g;
+}
+
+function interrupting() {
+  return new StateGraph(State)
+    .addNode("ask", () => ({ log: [`answer:${interrupt("question?") as string}`] }))
+    .addNode("after", () => ({ log: ["after"] }))
+    .addEdge(START, "ask")
+    .addEdge("ask", "after")
+    .addEdge("after", END);
+}
+
+function withSubgraph() {
+  const inner = new StateGraph(State)
+    .addNode("i1", () => ({ log: ["i1"] }))
+    .addNode("i2", () => ({ log: [`i2:${interrupt("inner?") as string}`] }))
+    .addEdge(START, "i1")
+    .addEdge("i1", "i2")
+    .addEdge("i2", END)
+    .compile();
+  return new StateGraph(State)
+    .addNode("outer", () => ({ log: ["outer"] }))
+    .addNode("sub", inner)
+    .addEdge(START, "outer")
+    .addEdge("outer", "sub")
+    .addEdge("sub", END);
+}
+
+function parallel() {
+  return new StateGraph(State)
+    .addNode("fan", () => ({ log: ["fan"] }))
+    .addNode("a", () => ({ log: ["a"] }))
+    .addNode("b", () => ({ log: ["b"] }))
+    .addNode("worker", (s: { item: string }) => ({ log: [`w:${s.item}`] }))
+    .addNode("join", () => ({ log: ["join"] }))
+    .addEdge(START, "fan")
+    .addEdge("fan", "a")
+    .addEdge("fan", "b")
+    .addConditionalEdges("fan", () => ["x", "y", "z"].map((item) => new Send("worker", { item })))
+    .addEdge(["a", "b", "worker"], "join")
+    .addEdge("join", END);
+}
+
+type Builder = () => { compile(o: { checkpointer: BaseCheckpointSaver }): GraphLike };
+interface GraphLike {
+  invoke(input: unknown, config: Record<string, unknown>): Promise<unknown>;
+  getState(config: Record<string, unknown>, o?: { subgraphs?: boolean }): Promise<unknown>;
+  getStateHistory(config: Record<string, unknown>): AsyncIterable<unknown>;
+}
+
+/** Interrupt ids hash the task's checkpoint, which differs between threads. */
+function withoutInterruptIds(v: unknown): unknown {
+  return JSON.parse(JSON.stringify(v), (k, x) =>
+    k === "__interrupt__" && Array.isArray(x) ? x.map((i) => ({ ...i, id: "-" })) : x,
+  );
+}
+
+async function history(g: GraphLike, config: Record<string, unknown>) {
+  const out: unknown[] = [];
+  for await (const s of g.getStateHistory(config)) out.push(s);
+  return out;
+}
+
+/** A scenario: invocations in order (each may resume), then the final state. */
+const scenarios: { name: string; build: Builder; inputs: unknown[] }[] = [
+  { name: "multi-step", build: () => steps(10), inputs: [{ log: ["in"] }] },
+  { name: "interrupt + Command resume", build: interrupting, inputs: [{ log: ["in"] }, new Command({ resume: "yes" })] },
+  { name: "subgraph with interrupt", build: withSubgraph, inputs: [{ log: ["in"] }, new Command({ resume: "deep" })] },
+  { name: "parallel branches and Send", build: parallel, inputs: [{ log: ["in"] }] },
+];
+
+describe("real graphs: our rows read and continued by the library's saver, and the reverse", () => {
+  for (const sc of scenarios) {
+    for (const durability of ["sync", "async", "exit"] as const) {
+      it(`${sc.name} (durability ${durability})`, async () => {
+        const { ours, stock } = await pairOnOneSchema();
+        const reference = sc.build().compile({ checkpointer: new MemorySaver() });
+        const ref = { configurable: { thread_id: "ref" }, durability };
+        const expected: unknown[] = [];
+        for (const input of sc.inputs) expected.push(await reference.invoke(input, ref));
+
+        for (const [writer, reader] of [
+          [ours, stock],
+          [stock, ours],
+        ] as const) {
+          const thread = randomUUID();
+          const config = { configurable: { thread_id: thread }, durability };
+          const w = sc.build().compile({ checkpointer: writer });
+          const r = sc.build().compile({ checkpointer: reader });
+          // The first invocation by the writer, the rest (resumes) by the reader.
+          const got = [await w.invoke(sc.inputs[0], config)];
+          for (const input of sc.inputs.slice(1)) got.push(await r.invoke(input, config));
+          expect(withoutInterruptIds(got)).toEqual(withoutInterruptIds(expected));
+          const tc = { configurable: { thread_id: thread } };
+          expect(await r.getState(tc, { subgraphs: true })).toEqual(await w.getState(tc, { subgraphs: true }));
+          expect(await history(r, tc)).toEqual(await history(w, tc));
+        }
+      });
+    }
+  }
+
+  it("stamps run metadata on every checkpoint a graph writes", async () => {
+    const { ours } = await pairOnOneSchema();
+    const g = steps(2).compile({ checkpointer: ours });
+    const config = { configurable: { thread_id: "meta", graph_id: "g1", user_key: { a: 1 } }, metadata: { run_id: "r1" } };
+    await g.invoke({ log: [] }, config);
+    const all = await collect(ours, { configurable: { thread_id: "meta" } });
+    expect(all.length).toBe(4);
+    for (const t of all) expect(t.metadata).toMatchObject({ graph_id: "g1", user_key: { a: 1 }, run_id: "r1" });
+  });
+});
+
+// ------------------------------------------------------------ statement counts
+
+describe("statements per invoke", () => {
+  async function count(make: (pool: pg.Pool, schema: string) => BaseCheckpointSaver, stepsCount: number) {
+    const schema = await newSchema();
+    const setupSaver = new RunAwarePostgresSaver(newPool(), { schema });
+    await setupSaver.setup();
+    const saver = make(newPool(true), schema);
+    const g = steps(stepsCount).compile({ checkpointer: saver });
+    CountingClient.statements = [];
+    await g.invoke({ log: [] }, { configurable: { thread_id: randomUUID() } });
+    if (process.env.OPENPLANE_CP_DEBUG) console.log(CountingClient.statements.map((s) => s.slice(0, 60).replace(/\s+/g, " ")));
+    return CountingClient.statements.length;
+  }
+
+  it("is lower than the library's, for one node and for ten", async () => {
+    const result: Record<string, number> = {};
+    for (const n of [1, 10]) {
+      result[`stock ${n}`] = await count((p, schema) => new PostgresSaver(p, undefined, { schema }), n);
+      result[`ours ${n}`] = await count((p, schema) => new RunAwarePostgresSaver(p, { schema }), n);
+    }
+    console.log("[checkpointer] statements per invoke (fresh thread):", JSON.stringify(result));
+    expect(result["ours 1"]).toBeLessThan(result["stock 1"]!);
+    expect(result["ours 10"]).toBeLessThan(result["stock 10"]!);
+    // One statement per saver call, which is LangGraph's minimum: getTuple, three
+    // puts (input, after __start__, after the node) and two putWrites.
+    expect(result["ours 1"]).toBe(6);
+    expect(result["ours 10"]).toBe(24);
+  });
+});
+
+// ------------------------------------------------------------ rough timing (opt-in)
+
+/** CPU ticks (10 ms) per PostgreSQL backend serving this database, when they run on this machine. */
+async function backendTicks(pool: pg.Pool): Promise<Map<number, number> | null> {
+  const { rows } = await pool.query<{ pid: number }>(
+    "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()",
+  );
+  const out = new Map<number, number>();
+  for (const { pid } of rows) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      out.set(pid, Number(fields[11]) + Number(fields[12])); // utime + stime
+    } catch {
+      return null;
+    }
+  }
+  return out;
+}
+
+/** Backend CPU (ms) used between two samples; a backend that exited in between is not counted. */
+function backendCpuMs(before: Map<number, number> | null, after: Map<number, number> | null): number | null {
+  if (!before || !after) return null;
+  let ticks = 0;
+  for (const [pid, t] of after) ticks += t - (before.get(pid) ?? 0);
+  return ticks * 10;
+}
+
+describe.skipIf(process.env.OPENPLANE_CP_BENCH !== "1")("rough timing (OPENPLANE_CP_BENCH=1)", () => {
+  it("sequential invokes on fresh threads, ms per invoke", { timeout: 600_000 }, async () => {
+    const n = Number(process.env.OPENPLANE_CP_BENCH_N ?? 500);
+    const stepCount = Number(process.env.OPENPLANE_CP_BENCH_STEPS ?? 1);
+    const probe = newPool();
+    const schema = await newSchema();
+    await new RunAwarePostgresSaver(newPool(), { schema }).setup();
+    // Connections stay for the whole run, so each backend's CPU is counted.
+    const savers: Record<string, BaseCheckpointSaver> = {
+      stock: new PostgresSaver(newPool(false, 600_000), undefined, { schema }),
+      ours: new RunAwarePostgresSaver(newPool(false, 600_000), { schema }),
+    };
+    const out: Record<string, { wall: number[]; cpu: number[]; pgCpu: number[] }> = {
+      stock: { wall: [], cpu: [], pgCpu: [] },
+      ours: { wall: [], cpu: [], pgCpu: [] },
+    };
+    for (let round = 0; round < 5; round++) {
+      for (const name of round % 2 ? ["ours", "stock"] : ["stock", "ours"]) {
+        const g = steps(stepCount).compile({ checkpointer: savers[name]! });
+        for (let i = 0; i < 20; i++) await g.invoke({ log: [] }, { configurable: { thread_id: randomUUID() } });
+        const pg0 = await backendTicks(probe);
+        const cpu0 = process.cpuUsage();
+        const t0 = performance.now();
+        for (let i = 0; i < n; i++) await g.invoke({ log: [] }, { configurable: { thread_id: randomUUID() } });
+        const cpu = process.cpuUsage(cpu0);
+        const pgMs = backendCpuMs(pg0, await backendTicks(probe));
+        if (pgMs !== null) out[name]!.pgCpu.push(+(pgMs / n).toFixed(3));
+        out[name]!.wall.push(+((performance.now() - t0) / n).toFixed(3));
+        out[name]!.cpu.push(+((cpu.user + cpu.system) / 1000 / n).toFixed(3));
+      }
+    }
+    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+    for (const [name, r] of Object.entries(out)) {
+      console.log(
+        `[checkpointer] ${stepCount}-step graph, ${name}: median ${median(r.wall)} ms wall, ${median(r.cpu)} ms node CPU, ` +
+          `${r.pgCpu.length ? median(r.pgCpu) : "?"} ms PostgreSQL backend CPU per invoke`,
+        JSON.stringify(r),
+      );
+    }
+  });
+});
