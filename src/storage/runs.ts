@@ -142,13 +142,7 @@ export function createRunsRepo(sql: Sql) {
     async claim(runId: string, owner: string, leaseSecs: number): Promise<ClaimedRun | null> {
       try {
         const [row] = await sql<ClaimedRun[]>`
-          UPDATE run r SET
-            status = 'running',
-            attempt = r.attempt + 1,
-            lease_owner = ${owner},
-            lease_expires_at = now() + make_interval(secs => ${leaseSecs}),
-            started_at = coalesce(r.started_at, now()),
-            updated_at = now()
+          UPDATE run r SET ${takeFor(sql, owner, leaseSecs)}
           WHERE r.run_id = ${runId}
             AND (
               (r.status = 'pending' AND r.created_at <= now())
@@ -223,13 +217,7 @@ export function createRunsRepo(sql: Sql) {
       for (let tries = 0; ; tries++) {
         try {
           const [row] = await sql<ClaimedRun[]>`
-            UPDATE run r SET
-              status = 'running',
-              attempt = r.attempt + 1,
-              lease_owner = ${owner},
-              lease_expires_at = now() + make_interval(secs => ${leaseSecs}),
-              started_at = coalesce(r.started_at, now()),
-              updated_at = now()
+            UPDATE run r SET ${takeFor(sql, owner, leaseSecs)}
             WHERE r.run_id = (
               SELECT c.run_id FROM run c
               WHERE c.status = 'pending' AND c.created_at <= now()
@@ -378,6 +366,17 @@ export function createRunsRepo(sql: Sql) {
       });
     },
   };
+}
+
+/** The SET clause of a claim: the run is running, leased to `owner`, one attempt more. */
+function takeFor(sql: Sql, owner: string, leaseSecs: number) {
+  return sql`
+    status = 'running',
+    attempt = r.attempt + 1,
+    lease_owner = ${owner},
+    lease_expires_at = now() + make_interval(secs => ${leaseSecs}),
+    started_at = coalesce(r.started_at, now()),
+    updated_at = now()`;
 }
 
 /**
