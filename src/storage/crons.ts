@@ -1,6 +1,7 @@
 import type { Sql } from "./db.js";
 import type { JsonCondition } from "./json-conditions.js";
 import { jsonConditions } from "./json-conditions.js";
+import type { SearchPage } from "./search-page.js";
 
 /** A cron as the API returns it (api.md §2.5). */
 export interface Cron {
@@ -47,21 +48,8 @@ export const CRON_FIELDS = COLUMNS;
 export type CronField = (typeof CRON_FIELDS)[number];
 export const CRON_SORT_FIELDS = ["cron_id", "assistant_id", "thread_id", "next_run_date", "end_time", "created_at", "updated_at"] as const;
 
-export interface CronCreate {
-  cron_id: string;
-  assistant_id: string;
-  thread_id: string | null;
-  on_run_completed: "delete" | "keep" | null;
-  end_time: string | null;
-  schedule: string;
-  timezone: string | null;
-  payload: Record<string, unknown>;
-  user_id: string | null;
-  next_run_date: string | null;
-  metadata: Record<string, unknown>;
-  enabled: boolean;
-  auth_user: Record<string, unknown> | null;
-}
+/** A new cron: every field but the timestamps the database sets. */
+export type CronCreate = Omit<CronWithOwner, "created_at" | "updated_at">;
 
 /** Fields a patch may set; `undefined` leaves a field alone, `end_time: null` clears it. */
 export interface CronPatch {
@@ -84,13 +72,7 @@ export interface CronFilter {
   auth?: readonly JsonCondition[];
 }
 
-export interface CronSearch extends CronFilter {
-  limit: number;
-  offset: number;
-  sort_by: (typeof CRON_SORT_FIELDS)[number];
-  sort_order: "asc" | "desc";
-  select?: readonly CronField[];
-}
+export interface CronSearch extends CronFilter, SearchPage<(typeof CRON_SORT_FIELDS)[number], CronField> {}
 
 /** What the scheduler needs to (re)create a cron's job scheduler. */
 export interface CronSchedule {

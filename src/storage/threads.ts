@@ -4,6 +4,7 @@ import type { ThreadStatus } from "../domain/run.js";
 import type { Sql } from "./db.js";
 import type { JsonCondition } from "./json-conditions.js";
 import { jsonConditions } from "./json-conditions.js";
+import type { SearchPage } from "./search-page.js";
 
 /** A thread row as the API returns it. */
 export const THREAD_COLUMNS = [
@@ -50,13 +51,7 @@ export interface ThreadFilter {
   auth?: readonly JsonCondition[];
 }
 
-export interface ThreadSearch extends ThreadFilter {
-  limit: number;
-  offset: number;
-  sort_by: (typeof THREAD_SORT_FIELDS)[number];
-  sort_order: "asc" | "desc";
-  select?: readonly ThreadField[];
-}
+export interface ThreadSearch extends ThreadFilter, SearchPage<(typeof THREAD_SORT_FIELDS)[number], ThreadField> {}
 
 export function createThreadsRepo(sql: Sql) {
   const where = (q: ThreadFilter) => sql`
