@@ -1,3 +1,4 @@
+import type { IncomingMessage } from "node:http";
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { AppError } from "../domain/errors.js";
@@ -14,6 +15,9 @@ import { storeRoutes } from "./routes/store.js";
 import { threadStateRoutes } from "./routes/thread-state.js";
 import { threadStreamRoutes } from "./routes/thread-stream.js";
 import { threadRoutes } from "./routes/threads.js";
+
+/** POST /threads/{id}/runs[/stream|/wait] and /runs[/stream|/wait] (under any mount prefix). */
+const RUN_CREATE_PATH = /\/runs(?:\/stream|\/wait)?$/;
 
 const DEFAULT_HTTP: HttpOptions = {
   mountPrefix: "",
@@ -35,21 +39,35 @@ export function createApp(deps: AppDeps): Hono {
   });
   app.use("*", metrics.middleware);
   app.use("*", corsMiddleware(http));
-  app.use(
-    "*",
-    bodyLimit({
-      maxSize: deps.maxBodyBytes,
-      onError: () => {
-        throw new AppError("PAYLOAD_TOO_LARGE", `Request body exceeds ${deps.maxBodyBytes} bytes`);
-      },
-    }),
-  );
+  const tooLarge = () => {
+    throw new AppError("PAYLOAD_TOO_LARGE", `Request body exceeds ${deps.maxBodyBytes} bytes`);
+  };
+  const limitBody = bodyLimit({ maxSize: deps.maxBodyBytes, onError: tooLarge });
+  app.use("*", async (c, next) => {
+    // On @hono/node-server, an HTTP/1 request's Content-Length (or its absence: no body) is
+    // checked on the Node request itself, as hono's bodyLimit would: that one reads
+    // `c.req.raw.body`, which makes the adapter build a web Request, AbortController and
+    // ReadableStream per request. Chunked bodies (and other runtimes) still go through it.
+    const incoming = (c.env as { incoming?: IncomingMessage } | undefined)?.incoming;
+    if (incoming?.httpVersionMajor === 1 && incoming.headers["transfer-encoding"] === undefined) {
+      const length = incoming.headers["content-length"];
+      if (length !== undefined && parseInt(length, 10) > deps.maxBodyBytes) tooLarge();
+      return next();
+    }
+    return limitBody(c, next);
+  });
   app.use("*", async (c, next) => {
     const started = performance.now();
     await next();
     // One line per request; health probes and scrapes only at debug, or they drown the rest.
-    const quiet = c.req.path.endsWith("/ok") || c.req.path.endsWith("/metrics");
-    const entry = { method: c.req.method, path: c.req.path, status: c.res.status, ms: Math.round(performance.now() - started) };
+    // So is a run created successfully: its "run created" line (run, thread and assistant
+    // ids) already records it, and one synchronous line less per run is measurable.
+    const path = c.req.path;
+    const quiet =
+      path.endsWith("/ok") ||
+      path.endsWith("/metrics") ||
+      (c.res.status < 400 && c.req.method === "POST" && RUN_CREATE_PATH.test(path));
+    const entry = { method: c.req.method, path, status: c.res.status, ms: Math.round(performance.now() - started) };
     if (quiet) deps.logger.debug(entry, "request");
     else deps.logger.info(entry, "request");
   });

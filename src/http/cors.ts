@@ -26,14 +26,38 @@ export function corsMiddleware(http: HttpOptions): MiddlewareHandler {
           : "*"
         : origins
       : (o: string) => (any ? (credentials ? o : "*") : origins.includes(o) || pattern.test(o) ? o : null);
-  const handler = cors({
+  const exposed = [...new Set([...EXPOSE_HEADERS, ...(file.expose_headers ?? [])])];
+  const preflight = cors({
     origin,
     credentials,
-    exposeHeaders: [...new Set([...EXPOSE_HEADERS, ...(file.expose_headers ?? [])])],
+    exposeHeaders: exposed,
     allowMethods: file.allow_methods ?? METHODS,
     ...(file.allow_headers ? { allowHeaders: file.allow_headers } : {}),
     ...(file.max_age !== undefined ? { maxAge: file.max_age } : {}),
   });
+  // Every other request gets the same headers as hono's cors() gives it, set after the handler:
+  // hono's sets them on `c.res` before, which makes Hono rebuild the handler's Response (a
+  // web-streams body on @hono/node-server) for every request.
+  const allowOrigin = (o: string): string | null => (typeof origin === "string" ? origin : typeof origin === "function" ? origin(o) : origins.includes(o) ? o : null);
+  const exposeStr = exposed.join(",");
+  const handler: MiddlewareHandler = async (c, next) => {
+    if (c.req.method === "OPTIONS") return preflight(c, next);
+    const allowed = allowOrigin(c.req.header("origin") || "");
+    await next();
+    const set = (h: Headers) => {
+      if (allowed) h.set("Access-Control-Allow-Origin", allowed);
+      if (credentials) h.set("Access-Control-Allow-Credentials", "true");
+      if (exposeStr) h.set("Access-Control-Expose-Headers", exposeStr);
+      if (origin !== "*") h.append("Vary", "Origin");
+    };
+    try {
+      set(c.res.headers);
+    } catch {
+      // A Response with immutable headers (e.g. proxied by a custom route): copy it.
+      c.res = new Response(c.res.body, c.res);
+      set(c.res.headers);
+    }
+  };
   if (!http.allowPrivateNetwork) return handler;
   return async (c: Context, next) => {
     // Chrome's Private Network Access preflight: allow pages on public origins to reach this server.

@@ -38,8 +38,11 @@ export interface RunStreamBus {
    * Resolves once the subscription is live, so a caller that subscribes before
    * creating a run sees every event. `after`: undefined = only events from now,
    * "-1" / "0" / "-" = from the beginning, otherwise strictly after that id.
+   * `fresh`: the run id was just minted by this process and the run is not inserted yet, so
+   * nothing can have been written to its log: the bus may skip reading the log (the caller
+   * gets every event from the start, as with "-1").
    */
-  subscribe(runId: string, opts: { after?: string }): Promise<Subscription>;
+  subscribe(runId: string, opts: { after?: string; fresh?: boolean }): Promise<Subscription>;
   sendControl(runId: string, action: CancelAction): Promise<void>;
   /** Resolves once listening; returns the unsubscribe function. */
   onControl(runId: string, handler: (action: CancelAction) => void): Promise<() => Promise<void>>;

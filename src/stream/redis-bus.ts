@@ -7,19 +7,49 @@ import { EventQueue } from "./event-queue.js";
 
 /**
  * Appends one event and publishes it with the id of the log entry before it.
- * KEYS: log, channel. ARGV: maxlen, id, event, data, ttl (0: the log persists until
- * finish(); otherwise it expires ttl seconds after this event). An XADD error (id not
- * above the log's last one) aborts the script before anything is published.
+ * KEYS: log, channel. ARGV: maxlen, id, event, data, ttl, prev.
+ * - ttl: 0 = the log persists until finish(); otherwise it expires ttl seconds after this event.
+ * - prev: the id of the entry this process believes is the log's last (the id it wrote or
+ *   issued just before); "" when it does not know (its first append to this log, or after an
+ *   id error): the script then reads it from the log and, with ttl 0, removes an expiry left
+ *   by an earlier finish() (a log that was empty has none: the XADD created it). Only then:
+ *   every later append is XADD + PUBLISH (+ EXPIRE if ttl).
+ * Returns {id, prev}; {"", last} when the id is not above the log's last entry (another
+ * process wrote a later one), without writing or publishing anything: the caller moves its
+ * clock past `last` and tries again. Any other XADD error aborts the script before PUBLISH.
  */
 const APPEND_SCRIPT = `
-local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
-local prev = '0-0'
-if last[1] then prev = last[1][1] end
-local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], ARGV[2], 'e', ARGV[3], 'd', ARGV[4])
-if tonumber(ARGV[5]) > 0 then redis.call('EXPIRE', KEYS[1], ARGV[5]) else redis.call('PERSIST', KEYS[1]) end
+local prev = ARGV[6]
+local first = prev == ''
+local function last_id()
+  local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+  if last[1] then return last[1][1] end
+  return '0-0'
+end
+if first then prev = last_id() end
+local id = redis.pcall('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], ARGV[2], 'e', ARGV[3], 'd', ARGV[4])
+if type(id) == 'table' then
+  if id.err and string.find(id.err, 'equal or smaller', 1, true) then return {'', last_id()} end
+  return id
+end
+local ttl = tonumber(ARGV[5])
+if ttl > 0 then redis.call('EXPIRE', KEYS[1], ttl) elseif first and prev ~= '0-0' then redis.call('PERSIST', KEYS[1]) end
 redis.call('PUBLISH', KEYS[2], id .. '\\n' .. prev .. '\\n' .. ARGV[3] .. '\\n' .. ARGV[4])
-return id`;
+return {id, prev}`;
 const APPEND_SHA = createHash("sha1").update(APPEND_SCRIPT).digest("hex");
+
+/** Escapes Redis glob characters, so a key prefix is matched literally inside a pattern. */
+const globEscape = (s: string) => s.replace(/[\\*?[\]]/g, (ch) => `\\${ch}`);
+
+/** A Map that drops its oldest entries past `max` (per-log state of logs this process wrote). */
+function boundedSet<V>(map: Map<string, V>, key: string, value: V, max: number): void {
+  map.delete(key);
+  map.set(key, value);
+  if (map.size > max) for (const k of map.keys()) {
+    map.delete(k);
+    if (map.size <= max) break;
+  }
+}
 
 /**
  * Redis bus. Per run:
@@ -28,12 +58,20 @@ const APPEND_SHA = createHash("sha1").update(APPEND_SCRIPT).digest("hex");
  * - `<prefix>run:<id>:ev`, a pub/sub channel carrying each event together with
  *   the id of the event before it in the log, so a subscriber that sees a jump
  *   reads the missing range from the log instead of losing events;
- * - `<prefix>run:<id>:ctl`, the cancel channel.
- * XADD and PUBLISH run in one script: one round trip per event. The script
- * reads the previous id from the log itself (several processes may write one
- * run's log: a previous lease holder and the current one), and publishes only
- * if the XADD succeeded (a MULTI would still publish an event whose XADD was
- * refused, handing subscribers an event that is not in the log).
+ * - `<prefix>run:<id>:ctl`, the cancel channel, heard by one pattern subscription per process.
+ * XADD and PUBLISH run in one script: one round trip per event; the script publishes only
+ * if the XADD succeeded (a MULTI would still publish an event whose XADD was refused,
+ * handing subscribers an event that is not in the log).
+ *
+ * The previous id a message carries is the one this process issued just before on that log;
+ * the script reads it from the log only on the process's first append to the log (several
+ * processes may write one run's log: a previous lease holder and the current one) or after
+ * an id error. When another process wrote in between, the message's `prev` is not the log's
+ * real previous entry; that is harmless: Redis delivers a channel's messages in the order it
+ * ran the scripts, so a subscriber has already seen the other process's message (and moved
+ * its `lastSeen` past `prev`, or started a fill) unless it missed it while its connection was
+ * down, and after a reconnect every subscription gap-fills from its log before it trusts a
+ * message's `prev` again.
  */
 export function createRedisBus(opts: {
   client: Redis;
@@ -41,21 +79,31 @@ export function createRedisBus(opts: {
   ttlSecs: number;
   maxEvents?: number;
   onError?: (err: unknown) => void;
+  /** How many logs' last ids (runs and threads written by this process) are kept. */
+  maxTrackedLogs?: number;
 }): RunStreamBus {
   const { client, prefix } = opts;
   const maxEvents = opts.maxEvents ?? 10_000;
+  const maxTracked = opts.maxTrackedLogs ?? 100_000;
   const logKey = (runId: string) => `${prefix}run:${runId}:log`;
   const evChannel = (runId: string) => `${prefix}run:${runId}:ev`;
   const ctlChannel = (runId: string) => `${prefix}run:${runId}:ctl`;
+  const ctlPattern = `${globEscape(prefix)}run:*:ctl`;
   const clock = new IdClock();
-  /** Runs this process has written to (its clock is past the log's last id). */
-  const started = new Set<string>();
+  /** Per run log this process writes: the id it issued last (absent: read it from the log). */
+  const lastIssued = new Map<string, string>();
+  /** Per rolling log (a thread's): the id Redis gave this process's last append, and appends in flight. */
+  const rollingLast = new Map<string, string>();
+  const rollingInFlight = new Map<string, number>();
 
   // One subscriber connection per process, shared by every local listener.
   let subscriber: Redis | null = null;
   const listeners = new Map<string, Set<(message: string) => void>>();
-  /** Open subscriptions, to catch up from their logs after the subscriber reconnected. */
-  const catchUps = new Set<() => void>();
+  /** Control handlers per control channel, fed by the process's one pattern subscription. */
+  const ctlHandlers = new Map<string, Set<(action: CancelAction) => void>>();
+  let ctlListening: Promise<unknown> | null = null;
+  /** Open subscriptions: told when the subscriber connection drops and when it is live again. */
+  const resyncs = new Set<{ lost(): void; catchUp(): void }>();
   const getSubscriber = (): Redis => {
     if (!subscriber) {
       const s = client.duplicate();
@@ -65,15 +113,26 @@ export function createRedisBus(opts: {
         const set = listeners.get(channel);
         if (set) for (const l of set) l(message);
       });
-      // After a reconnect (Redis restarted, network blip) ioredis has re-sent SUBSCRIBE by the
-      // time "ready" fires; once a PING behind it answers, the channels are live again. Events
-      // published while the connection was down never arrive by pub/sub, and the last of them
-      // may be the end of the run: read them from each open subscription's log.
+      s.on("pmessage", (pattern: string, channel: string, message: string) => {
+        if (pattern !== ctlPattern) return;
+        const set = ctlHandlers.get(channel);
+        if (set) for (const h of set) h(message as CancelAction);
+      });
+      // Messages published while the connection is down never arrive: until its catch-up
+      // below, a subscription must not trust a message's `prev`.
+      s.on("close", () => {
+        for (const r of resyncs) r.lost();
+      });
+      // After a reconnect (Redis restarted, network blip) ioredis has re-sent SUBSCRIBE and
+      // PSUBSCRIBE by the time "ready" fires; once a PING behind it answers, the channels are
+      // live again. Events published while the connection was down never arrive by pub/sub,
+      // and the last of them may be the end of the run: read them from each open
+      // subscription's log.
       s.on("ready", () => {
-        if (catchUps.size === 0) return;
+        if (resyncs.size === 0) return;
         s.ping().then(
           () => {
-            for (const catchUp of catchUps) catchUp();
+            for (const r of resyncs) r.catchUp();
           },
           (err: unknown) => opts.onError?.(err),
         );
@@ -105,58 +164,79 @@ export function createRedisBus(opts: {
     return entries.map(([id, fields]) => ({ id, event: fields[1] ?? "", data: fields[3] ?? "null" }));
   };
 
-  const lastLogId = async (runId: string): Promise<string | null> => {
-    const [last] = await client.xrevrange(logKey(runId), "+", "-", "COUNT", 1);
-    return last ? last[0] : null;
-  };
-
-  const appendScript = (runId: string, id: string, event: string, data: string, ttl = 0) => {
-    const args = [logKey(runId), evChannel(runId), maxEvents, id, event, data, ttl] as const;
-    return client.evalsha(APPEND_SHA, 2, ...args).catch((err: unknown) => {
+  const appendScript = async (runId: string, id: string, event: string, data: string, ttl: number, prev: string): Promise<[string, string]> => {
+    const args = [logKey(runId), evChannel(runId), maxEvents, id, event, data, ttl, prev] as const;
+    const res = await client.evalsha(APPEND_SHA, 2, ...args).catch((err: unknown) => {
       if (/NOSCRIPT/.test(String((err as Error).message))) return client.eval(APPEND_SCRIPT, 2, ...args);
       throw err;
     });
+    const [got = "", last = ""] = res as string[];
+    return [got, last];
   };
 
-  async function append(runId: string, event: string, data: string, retried = false): Promise<string> {
-    if (!started.has(runId)) {
-      // First event from this process: continue after an earlier attempt's events.
-      const last = await lastLogId(runId);
-      started.add(runId);
-      if (last) clock.advance(runId, last);
-    }
-    const id = clock.next(runId);
-    try {
-      await appendScript(runId, id, event, data);
-    } catch (err) {
-      // Another process wrote a later id to this run's log (a previous lease holder).
-      if (!retried && /equal or smaller/i.test(String((err as Error).message))) {
-        started.delete(runId);
-        return append(runId, event, data, true);
+  async function append(runId: string, event: string, data: string, ttl = 0): Promise<string> {
+    for (let attempt = 0; ; attempt++) {
+      const prev = lastIssued.get(runId) ?? "";
+      const id = clock.next(runId);
+      // Set before the round trip: an append issued while this one is in flight follows it.
+      boundedSet(lastIssued, runId, id, maxTracked);
+      let got: string;
+      let last: string;
+      try {
+        [got, last] = await appendScript(runId, id, event, data, ttl, prev);
+      } catch (err) {
+        // Unknown state (e.g. Redis restarted mid-call): the next append reads the log again.
+        if (lastIssued.get(runId) === id) lastIssued.delete(runId);
+        throw err;
       }
-      throw err;
+      if (got !== "") return got;
+      // Another process wrote a later id to this run's log (a previous lease holder, or an
+      // earlier attempt whose clock was ahead): continue after it, reading the log afresh.
+      if (lastIssued.get(runId) === id) lastIssued.delete(runId);
+      clock.advance(runId, last);
+      if (attempt >= 3) throw new Error(`run ${runId}: could not append after ${last}`);
     }
-    return id;
+  }
+
+  /** A rolling log takes Redis's own ids: increasing across processes, no clock kept here. */
+  async function appendRolling(key: string, event: string, data: string): Promise<string> {
+    const inFlight = rollingInFlight.get(key) ?? 0;
+    // Our last id is the log's previous entry only if no append of ours is still on its way.
+    const prev = inFlight === 0 ? (rollingLast.get(key) ?? "") : "";
+    rollingInFlight.set(key, inFlight + 1);
+    try {
+      const [id] = await appendScript(key, "*", event, data, opts.ttlSecs, prev);
+      if ((rollingInFlight.get(key) ?? 1) === 1) boundedSet(rollingLast, key, id, maxTracked);
+      return id;
+    } catch (err) {
+      rollingLast.delete(key);
+      throw err;
+    } finally {
+      const n = (rollingInFlight.get(key) ?? 1) - 1;
+      if (n > 0) rollingInFlight.set(key, n);
+      else rollingInFlight.delete(key);
+    }
   }
 
   return {
-    // A rolling log (a thread's) takes Redis's own ids: monotonic across processes, no clock kept here.
-    publish: async (runId, event, data, popts) =>
-      popts?.rolling ? String(await appendScript(runId, "*", event, data, opts.ttlSecs)) : append(runId, event, data),
+    publish: (runId, event, data, popts) => (popts?.rolling ? appendRolling(runId, event, data) : append(runId, event, data)),
 
     async finish(runId) {
-      await append(runId, END_EVENT, "null");
-      await client.expire(logKey(runId), opts.ttlSecs);
-      started.delete(runId);
+      // The end marker and the log's expiry in one script.
+      await append(runId, END_EVENT, "null", opts.ttlSecs);
+      lastIssued.delete(runId);
       clock.forget(runId);
     },
 
-    async subscribe(runId, { after }) {
+    async subscribe(runId, { after, fresh }) {
       const queue = new EventQueue();
       let lastSeen: string | null = null;
       let filling: Promise<void> | null = null;
       let refillWanted = false;
       let stopAfterDrain = false;
+      /** The subscriber connection dropped and the catch-up after it has not completed yet. */
+      let suspect = false;
+      let lostEpoch = 0;
 
       const deliver = (ev: StreamEvent) => {
         if (lastSeen !== null && compareIds(ev.id, lastSeen) <= 0) return;
@@ -191,13 +271,18 @@ export function createRedisBus(opts: {
         const id = message.slice(0, i1);
         const prev = message.slice(i1 + 1, i2);
         const ev = { id, event: message.slice(i2 + 1, i3), data: message.slice(i3 + 1) };
-        if (filling === null && lastSeen !== null && prev === lastSeen) deliver(ev);
+        if (!suspect && filling === null && lastSeen !== null && prev === lastSeen) deliver(ev);
         else if (lastSeen === null || compareIds(id, lastSeen) > 0) void fill();
       };
 
       // Subscribe first, then read the log: nothing published in between is lost.
       const unlisten = await listen(evChannel(runId), onMessage);
-      if (after !== undefined) {
+      if (fresh) {
+        // A run id this process minted and has not inserted yet: nobody has written its log
+        // (no worker can claim a run that is not in PostgreSQL), so there is nothing to read;
+        // "0-0" is the `prev` its first event carries.
+        lastSeen = "0-0";
+      } else if (after !== undefined) {
         lastSeen = isFromStart(after) ? null : after;
         await fill();
       } else {
@@ -208,8 +293,19 @@ export function createRedisBus(opts: {
           if (last[1][1] === END_EVENT) queue.end();
         } else lastSeen = "0-0";
       }
-      const catchUp = () => void fill();
-      catchUps.add(catchUp);
+      const resync = {
+        lost: () => {
+          suspect = true;
+          lostEpoch++;
+        },
+        catchUp: () => {
+          const epoch = lostEpoch;
+          void fill().then(() => {
+            if (epoch === lostEpoch) suspect = false;
+          });
+        },
+      };
+      resyncs.add(resync);
       return {
         [Symbol.asyncIterator]: () => queue[Symbol.asyncIterator](),
         drainAndStop: () => {
@@ -217,7 +313,7 @@ export function createRedisBus(opts: {
           void fill();
         },
         close: async () => {
-          catchUps.delete(catchUp);
+          resyncs.delete(resync);
           queue.end();
           await unlisten();
         },
@@ -228,16 +324,42 @@ export function createRedisBus(opts: {
       await client.publish(ctlChannel(runId), action);
     },
 
+    // One PSUBSCRIBE per process for every run's control channel: no command per run.
     async onControl(runId, handler: (a: CancelAction) => void) {
-      return listen(ctlChannel(runId), (m) => handler(m as CancelAction));
+      const channel = ctlChannel(runId);
+      let set = ctlHandlers.get(channel);
+      if (!set) ctlHandlers.set(channel, (set = new Set()));
+      set.add(handler);
+      try {
+        ctlListening ??= getSubscriber()
+          .psubscribe(ctlPattern)
+          .catch((err: unknown) => {
+            ctlListening = null;
+            throw err;
+          });
+        await ctlListening;
+      } catch (err) {
+        removeCtl(channel, handler);
+        throw err;
+      }
+      return async () => removeCtl(channel, handler);
     },
 
     async close() {
       listeners.clear();
-      catchUps.clear();
+      ctlHandlers.clear();
+      ctlListening = null;
+      resyncs.clear();
       const s = subscriber;
       subscriber = null;
       if (s) await s.quit().catch(() => s.disconnect());
     },
   };
+
+  function removeCtl(channel: string, handler: (a: CancelAction) => void) {
+    const set = ctlHandlers.get(channel);
+    if (!set) return;
+    set.delete(handler);
+    if (set.size === 0) ctlHandlers.delete(channel);
+  }
 }

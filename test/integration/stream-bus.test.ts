@@ -327,14 +327,14 @@ describe("memory bus specifics", () => {
 describe.skipIf(!hasRedis())(`redis bus${hasRedis() ? "" : ` (skipped: ${redisSkipReason()})`}`, () => {
   const clients: Redis[] = [];
   const buses: RunStreamBus[] = [];
-  const client = () => {
-    const c = new Redis(redisUri(), { maxRetriesPerRequest: 3 });
+  const client = (connectionName?: string) => {
+    const c = new Redis(redisUri(), { maxRetriesPerRequest: 3, ...(connectionName ? { connectionName } : {}) });
     c.on("error", () => {});
     clients.push(c);
     return c;
   };
-  const makeBus = (prefix: string, ttlSecs = 60) => {
-    const b = createRedisBus({ client: client(), prefix, ttlSecs, onError: () => {} });
+  const makeBus = (prefix: string, ttlSecs = 60, connectionName?: string) => {
+    const b = createRedisBus({ client: client(connectionName), prefix, ttlSecs, onError: () => {} });
     buses.push(b);
     return b;
   };
@@ -410,12 +410,24 @@ describe.skipIf(!hasRedis())(`redis bus${hasRedis() ? "" : ` (skipped: ${redisSk
     expectIncreasing(evs);
   });
 
+  /** Closes the subscriber connection(s) of the bus whose client is named `name` (it reconnects). */
+  const dropSubscriber = async (raw: Redis, name: string) => {
+    const list = String(await raw.call("CLIENT", "LIST"));
+    const ids = list
+      .split("\n")
+      .filter((l) => l.includes(` name=${name} `) && / (p?sub)=[1-9]/.test(l))
+      .map((l) => /\bid=(\d+)/.exec(l)![1]!);
+    expect(ids.length).toBeGreaterThan(0);
+    for (const id of ids) await raw.call("CLIENT", "KILL", "ID", id);
+  };
+
   /**
    * Events that reach the log but whose pub/sub message this subscriber never
    * sees (another process wrote them while the subscriber's connection was
-   * down): written straight to the stream, never published. `aheadMs` places
-   * them relative to the publisher's clock: behind it (its next id is simply
-   * later) or ahead of it (its next XADD collides and is retried).
+   * down): the connection is dropped, then they are written straight to the
+   * stream, never published. `aheadMs` places them relative to the publisher's
+   * clock: behind it (its next id is simply later) or ahead of it (its next XADD
+   * collides and is retried).
    */
   it.each([
     ["behind the publisher's clock", -1],
@@ -423,13 +435,15 @@ describe.skipIf(!hasRedis())(`redis bus${hasRedis() ? "" : ` (skipped: ${redisSk
   ])("a subscriber that misses pub/sub messages still gets every event exactly once: %s", async (_, aheadMs) => {
     const prefix = `${uniquePrefix("gap")}:`;
     const bus = makeBus(prefix);
-    const reader = makeBus(prefix);
+    const readerName = `reader-${uniquePrefix("gap")}`;
+    const reader = makeBus(prefix, 60, readerName);
     const raw = client();
     const run = uuidv7();
     const key = `${prefix}run:${run}:log`;
     const sub = await reader.subscribe(run, { after: "-1" });
     const reading = collect(sub);
     const ids = await publishN(bus, run, 0, 3);
+    await dropSubscriber(raw, readerName);
     const lastMs = Number(ids[2]!.split("-")[0]);
     const ms = aheadMs < 0 ? lastMs + 1 : Date.now() + aheadMs;
     await raw.xadd(key, `${ms}-0`, "e", "values", "d", JSON.stringify({ i: 3 }));
@@ -488,5 +502,157 @@ describe.skipIf(!hasRedis())(`redis bus${hasRedis() ? "" : ` (skipped: ${redisSk
     const sub = await b.subscribe(run, { after: "-1" });
     sub.drainAndStop();
     expect(await collect(sub)).toEqual([]);
+  });
+
+  /** Commands Redis ran (scripts' inner ones included) that touch keys or channels under `prefix`. */
+  const monitorPrefix = async (prefix: string) => {
+    const monitor = await client().monitor();
+    const seen: string[] = [];
+    monitor.on("monitor", (_time: string, args: string[]) => {
+      if (args.slice(1).some((a) => String(a).startsWith(prefix))) seen.push(String(args[0]).toLowerCase());
+    });
+    const count = (cmd: string) => seen.filter((c) => c === cmd).length;
+    return {
+      count,
+      stop: async () => {
+        await new Promise((r) => setTimeout(r, 50)); // MONITOR lines trail the replies
+        monitor.disconnect();
+      },
+    };
+  };
+
+  it("reads a run log's last id and clears its expiry only on the process's first append; finish sets the TTL in the same script", async () => {
+    const prefix = `${uniquePrefix("cheap")}:`;
+    const bus = makeBus(prefix, 120);
+    const redis = client();
+    const run = uuidv7();
+    const key = `${prefix}run:${run}:log`;
+    const mon = await monitorPrefix(prefix);
+    await publishN(bus, run, 0, 5);
+    expect(await redis.ttl(key)).toBe(-1);
+    await bus.finish(run);
+    await mon.stop();
+    expect(await redis.ttl(key)).toBeGreaterThan(100);
+    expect(mon.count("xadd")).toBe(6);
+    expect(mon.count("publish")).toBe(6);
+    expect(mon.count("xrevrange")).toBe(1);
+    expect(mon.count("persist")).toBe(0); // the first append created the log: no expiry to clear
+    expect(mon.count("expire")).toBe(1);
+    // A later attempt in the same process reads the log again and makes it persistent.
+    const next = await bus.publish(run, "values", "{}");
+    expect(await redis.ttl(key)).toBe(-1);
+    const [last] = await redis.xrevrange(key, "+", "-", "COUNT", 1);
+    expect(last![0]).toBe(next);
+  });
+
+  it("ids keep increasing when the log vanishes under the writer (FLUSHALL, Redis restarted empty) and its script cache is flushed", async () => {
+    const prefix = `${uniquePrefix("flush")}:`;
+    const bus = makeBus(prefix);
+    const redis = client();
+    const run = uuidv7();
+    const key = `${prefix}run:${run}:log`;
+    const live = await bus.subscribe(run, { after: "-1" });
+    const reading = collect(live);
+    const before = await publishN(bus, run, 0, 3);
+    await redis.del(key);
+    await redis.script("FLUSH"); // as after a restart: the next append falls back to EVAL
+    const after = await publishN(bus, run, 3, 6);
+    expect(compareIds(after[0]!, before[2]!)).toBeGreaterThan(0);
+    await bus.finish(run);
+    const evs = await reading;
+    expect(datas(evs)).toEqual(range(0, 6));
+    expectIncreasing(evs);
+    const replay = await bus.subscribe(run, { after: "-1" });
+    expect(datas(await collect(replay))).toEqual(range(3, 6));
+  });
+
+  it("a writer whose id collides with a later one written elsewhere retries after it, and readers see no gap", async () => {
+    const prefix = `${uniquePrefix("collide")}:`;
+    const p1 = makeBus(prefix);
+    const p2 = makeBus(prefix);
+    const reader = makeBus(prefix);
+    const run = uuidv7();
+    const sub = await reader.subscribe(run, { after: "-1" });
+    const reading = collect(sub);
+    await publishN(p1, run, 0, 2);
+    // p2's clock is ahead (another machine, or events in the same millisecond): its ids are later.
+    const raw = client();
+    const key = `${prefix}run:${run}:log`;
+    const ahead = Date.now() + 300;
+    await raw.xadd(key, `${ahead}-0`, "e", "values", "d", JSON.stringify({ i: 2 }));
+    await raw.publish(`${prefix}run:${run}:ev`, `${ahead}-0\nnot-the-real-prev\nvalues\n${JSON.stringify({ i: 2 })}`);
+    const ids = await publishN(p1, run, 3, 5);
+    expect(compareIds(ids[0]!, `${ahead}-0`)).toBeGreaterThan(0);
+    await p2.finish(run);
+    const evs = await reading;
+    expect(datas(evs)).toEqual(range(0, 5));
+    expectIncreasing(evs);
+  });
+
+  it("a fresh subscription (run id just minted, not inserted) reads nothing from the log and still gets every event", async () => {
+    const prefix = `${uniquePrefix("fresh")}:`;
+    const api = makeBus(prefix);
+    const worker = makeBus(prefix);
+    const run = uuidv7();
+    const mon = await monitorPrefix(prefix);
+    const sub = await api.subscribe(run, { after: "-1", fresh: true });
+    const reading = collect(sub);
+    await publishN(worker, run, 0, 4);
+    await worker.finish(run);
+    const evs = await reading;
+    await mon.stop();
+    expect(datas(evs)).toEqual(range(0, 4));
+    expectIncreasing(evs);
+    expect(mon.count("xrange")).toBe(0);
+  });
+
+  it("one pattern subscription per process delivers cancels for several runs, each to its own listeners", async () => {
+    const prefix = `${uniquePrefix("ctlmany")}:`;
+    const api = makeBus(prefix);
+    const workerName = `worker-${uniquePrefix("ctl")}`;
+    const worker = makeBus(prefix, 60, workerName);
+    const raw = client();
+    const runs = [uuidv7(), uuidv7(), uuidv7()];
+    const got = new Map<string, CancelAction[]>(runs.map((r) => [r, []]));
+    const offs = await Promise.all(runs.map((r) => worker.onControl(r, (a) => got.get(r)!.push(a))));
+    // One PSUBSCRIBE for the process, no SUBSCRIBE per run.
+    const line = String(await raw.call("CLIENT", "LIST"))
+      .split("\n")
+      .find((l) => l.includes(` name=${workerName} `) && / psub=1 /.test(l));
+    expect(line).toMatch(/ sub=0 /);
+    await api.sendControl(runs[0]!, "interrupt");
+    await api.sendControl(runs[2]!, "rollback");
+    await waitFor(() => got.get(runs[0]!)!.length === 1 && got.get(runs[2]!)!.length === 1);
+    await offs[0]!();
+    await api.sendControl(runs[0]!, "rollback");
+    await api.sendControl(runs[1]!, "interrupt");
+    await waitFor(() => got.get(runs[1]!)!.length === 1);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(Object.fromEntries(got)).toEqual({ [runs[0]!]: ["interrupt"], [runs[1]!]: ["interrupt"], [runs[2]!]: ["rollback"] });
+    // The pattern is escaped: a prefix with glob characters does not hear other prefixes.
+    const globby = makeBus(`${uniquePrefix("ctl")}*:`);
+    const heard: CancelAction[] = [];
+    const off = await globby.onControl(runs[1]!, (a) => heard.push(a));
+    await api.sendControl(runs[1]!, "interrupt");
+    await new Promise((r) => setTimeout(r, 100));
+    expect(heard).toEqual([]);
+    await off();
+  });
+
+  it("control listeners hear cancels again after the subscriber connection dropped", async () => {
+    const prefix = `${uniquePrefix("ctlre")}:`;
+    const api = makeBus(prefix);
+    const workerName = `worker-${uniquePrefix("ctlre")}`;
+    const worker = makeBus(prefix, 60, workerName);
+    const raw = client();
+    const run = uuidv7();
+    const got: CancelAction[] = [];
+    await worker.onControl(run, (a) => got.push(a));
+    await dropSubscriber(raw, workerName);
+    await waitFor(async () => {
+      await api.sendControl(run, "interrupt");
+      return got.length > 0;
+    });
+    expect(got[0]).toBe("interrupt");
   });
 });

@@ -1,6 +1,8 @@
 import { AIMessage, AIMessageChunk, HumanMessage, ToolMessage } from "@langchain/core/messages";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { frame } from "../../src/http/sse.js";
+import { Hono } from "hono";
+import { frame, streamBody } from "../../src/http/sse.js";
+import type { BodyWriter } from "../../src/http/sse.js";
 import { IdClock, compareIds, isFromStart } from "../../src/stream/bus.js";
 import { EventQueue } from "../../src/stream/event-queue.js";
 import { toJson, toPlain } from "../../src/stream/serialize.js";
@@ -180,5 +182,75 @@ describe("EventQueue", () => {
     await consumer;
     expect(got).toEqual(["1", "2", "3"]);
     expect(q.isEnded).toBe(true);
+  });
+});
+
+describe("streamBody", () => {
+  /** An app whose one route streams with `produce`; returns the response of a request to it. */
+  const respond = (produce: (w: BodyWriter) => Promise<void>) => {
+    const app = new Hono();
+    app.get("/", (c) => {
+      c.header("Content-Type", "application/json");
+      c.header("Content-Location", "/runs/x");
+      return streamBody(c, produce);
+    });
+    return app.request("/");
+  };
+
+  it("sends the context's headers and every chunk in order, then ends when the producer returns", async () => {
+    const res = await respond(async (w) => {
+      await w.write("\n");
+      await Promise.all([w.write("a"), w.write("b")]); // a heartbeat racing a write
+      await w.write('{"done":true}');
+    });
+    expect(res.status).toBe(200);
+    expect(res.headers.get("Content-Location")).toBe("/runs/x");
+    expect(res.headers.get("Content-Type")).toBe("application/json");
+    expect(await res.text()).toBe('\nab{"done":true}');
+  });
+
+  it("holds a write until the reader takes the chunk before it (backpressure)", async () => {
+    let written = 0;
+    const res = await respond(async (w) => {
+      for (let i = 0; i < 5; i++) {
+        await w.write(String(i));
+        written++;
+      }
+    });
+    await new Promise((r) => setTimeout(r, 20));
+    expect(written).toBeLessThan(5); // nobody reads yet
+    expect(await res.text()).toBe("01234");
+    expect(written).toBe(5);
+  });
+
+  it("calls onAbort once when the client cancels before the end, and later writes resolve without effect", async () => {
+    const aborted = vi.fn();
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    let after: Promise<void> | null = null;
+    const res = await respond(async (w) => {
+      w.onAbort(aborted);
+      await w.write("first");
+      await gate;
+      after = w.write("after");
+    });
+    const reader = res.body!.getReader();
+    expect(new TextDecoder().decode((await reader.read()).value)).toBe("first");
+    await reader.cancel();
+    expect(aborted).toHaveBeenCalledTimes(1);
+    release();
+    await new Promise((r) => setTimeout(r, 10));
+    await expect(after).resolves.toBeUndefined();
+    expect(aborted).toHaveBeenCalledTimes(1);
+  });
+
+  it("does not call onAbort when the body was read to its end", async () => {
+    const aborted = vi.fn();
+    const res = await respond(async (w) => {
+      w.onAbort(aborted);
+      await w.write("x");
+    });
+    expect(await res.text()).toBe("x");
+    expect(aborted).not.toHaveBeenCalled();
   });
 });

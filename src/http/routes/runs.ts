@@ -1,6 +1,5 @@
 import type { Context } from "hono";
 import { Hono } from "hono";
-import { stream } from "hono/streaming";
 import { conflict, notFound } from "../../domain/errors.js";
 import { isTerminal } from "../../domain/run.js";
 import type { Run } from "../../domain/run.js";
@@ -21,7 +20,7 @@ import {
   runCreateStatelessSchema,
 } from "../schemas.js";
 import { cancelRuns } from "../run-cancel.js";
-import { sseResponse } from "../sse.js";
+import { sseResponse, streamBody } from "../sse.js";
 import { body, query, uuidParam } from "../validate.js";
 
 /** Thread runs (`/threads/:thread_id/runs...`) and stateless runs (`/runs...`). */
@@ -183,7 +182,8 @@ async function visibleRuns(deps: AppDeps, ids: string[], filters: Awaited<Return
 async function createSubscribed(c: Context, threadId: string | null, b: Parameters<typeof createRunAuthorized>[3]) {
   const deps = c.var.deps;
   const prepared = prepareRun(threadId);
-  const sub = await deps.bus.subscribe(prepared.run_id, { after: "-1" });
+  // The id was minted just now and the run is not inserted yet: nothing to catch up from its log.
+  const sub = await deps.bus.subscribe(prepared.run_id, { after: "-1", fresh: true });
   try {
     const run = await createAs(c, prepared, b);
     return { run, sub, path: runPath(run, prepared.stateless) };
@@ -250,7 +250,7 @@ async function stopIfEnded(c: Context, run: Run, sub: Subscription) {
 function waitBody(c: Context, run: Run, sub: Subscription, cancelOnDisconnect: boolean) {
   const deps = c.var.deps;
   c.header("Content-Type", "application/json");
-  return stream(c, async (s) => {
+  return streamBody(c, async (s) => {
     let done = false;
     s.onAbort(() => {
       if (!done && cancelOnDisconnect) void deps.bus.sendControl(run.run_id, "interrupt");
