@@ -465,6 +465,7 @@ class Bench {
       }
       const breakdown = logBreakdown(t.logFiles(), wall0, wall1, point.load.latency.mean);
       this.results.profileCounters.push({ target: id, runs: point.load.completed, pg: point.pg, redis: point.redis, breakdown });
+      if (!breakdown) log(`${id}: no time breakdown (it needs --log-level debug)`);
       if (breakdown) {
         log(`${id}: mean ${breakdown.clientMean.toFixed(1)} ms = create ${breakdown.createMean.toFixed(1)} + queue ${breakdown.queueMean.toFixed(1)} + execute ${breakdown.execMean.toFixed(1)} + rest ${breakdown.restMean.toFixed(1)}`);
       }
@@ -498,6 +499,8 @@ class Bench {
  * Where a run's time goes, from openplane's JSON log lines: the request line of POST
  * .../runs/wait (ms until the handler returned its streaming response), "run created" (API,
  * after dispatch), "run started" (worker, after the claim), "run finished" (with `ms`).
+ * The request line of a created run and "run started" are debug lines: run the profile with
+ * `--log-level debug` to get this breakdown (debug logging costs CPU; profile without it).
  */
 function logBreakdown(files: string[], fromMs: number, toMs: number, clientMean: number): Breakdown | null {
   const created = new Map<string, number>();
