@@ -127,7 +127,8 @@ export function sseResponse(c: Context, events: Subscription, opts: SseOptions, 
     } finally {
       clearInterval(heartbeat);
       opts.shutdown.removeEventListener("abort", onShutdown);
-      await events.close();
+      // Not awaited: the response ends now, the unsubscribe round trip follows.
+      events.close().catch(() => {});
     }
   });
 }

@@ -70,45 +70,20 @@ export function createRunsRepo(sql: Sql) {
      * the in-flight check and the insert are atomic (multitask `reject`).
      */
     async create(input: CreateRunInput): Promise<{ run: Run; inflight: string[] }> {
-      const meta = { graph_id: input.graph_id, assistant_id: input.assistant_id };
-      return sql.begin(async (tx) => {
-        // Two statements sent together: the lock, then (with a snapshot taken after it) the
-        // in-flight check, the insert and the thread's busy mark in one statement.
-        const [locked, created] = await Promise.all([
-          input.if_not_exists === "create"
-            ? tx<{ thread_id: string }[]>`
-                INSERT INTO thread (thread_id, metadata) VALUES (${input.thread_id}, ${tx.json(meta)})
-                ON CONFLICT (thread_id) DO UPDATE SET updated_at = now()
-                RETURNING thread_id`
-            : tx<{ thread_id: string }[]>`SELECT thread_id FROM thread WHERE thread_id = ${input.thread_id} FOR UPDATE`,
-          tx<Array<Run & { inflight: string[] }>>`
-            WITH inflight AS (
-              SELECT run_id FROM run WHERE thread_id = ${input.thread_id} AND status = 'running'
-              UNION ALL
-              SELECT run_id FROM run WHERE thread_id = ${input.thread_id} AND status = 'pending'),
-            ins AS (
-              INSERT INTO run (run_id, thread_id, assistant_id, created_at, metadata, kwargs, multitask_strategy)
-              SELECT ${input.run_id}::uuid, ${input.thread_id}::uuid, ${input.assistant_id}::uuid,
-                now() + make_interval(secs => ${input.after_seconds}::float8),
-                ${tx.json(input.metadata as never)}::jsonb, ${tx.json(input.kwargs as never)}::jsonb, ${input.multitask_strategy}::text
-              WHERE EXISTS (SELECT 1 FROM thread WHERE thread_id = ${input.thread_id})
-                AND (${input.multitask_strategy}::text <> 'reject' OR NOT EXISTS (SELECT 1 FROM inflight))
-              RETURNING ${tx(COLUMNS)}),
-            busy AS (
-              UPDATE thread SET status = 'busy', updated_at = now(), metadata = metadata || ${tx.json(meta)}
-              WHERE thread_id = ${input.thread_id} AND EXISTS (SELECT 1 FROM ins))
-            SELECT ins.*, (SELECT coalesce(array_agg(run_id::text), '{}') FROM inflight) AS inflight
-            FROM (SELECT 1) AS one LEFT JOIN ins ON true`,
-        ]);
-        if (locked.length === 0) throw notFound(`Thread with ID ${input.thread_id} not found`);
-        const { inflight, ...run } = created[0]!;
-        if (run.run_id === null) {
-          throw conflict(
-            "Thread is already running a task. Wait for it to finish or choose a different multitask strategy.",
-          );
-        }
-        return { run: run as Run, inflight: inflight.map(String) };
-      });
+      // One round trip (migration 0005 says why it is a function).
+      const [row] = await sql<Array<Run & { outcome: "created" | "missing" | "conflict"; inflight: string[] }>>`
+        SELECT * FROM openplane_create_run_v1(
+          ${input.run_id}::uuid, ${input.thread_id}::uuid, ${input.assistant_id}::uuid, ${input.graph_id}::text,
+          ${sql.json(input.metadata as never)}::jsonb, ${sql.json(input.kwargs as never)}::jsonb,
+          ${input.multitask_strategy}::text, ${input.after_seconds}::float8, ${input.if_not_exists === "create"}::boolean)`;
+      const { outcome, inflight, ...run } = row!;
+      if (outcome === "missing") throw notFound(`Thread with ID ${input.thread_id} not found`);
+      if (outcome === "conflict") {
+        throw conflict(
+          "Thread is already running a task. Wait for it to finish or choose a different multitask strategy.",
+        );
+      }
+      return { run: run as Run, inflight };
     },
 
     async get(threadId: string | null, runId: string): Promise<Run | null> {

@@ -282,7 +282,8 @@ function waitBody(c: Context, run: Run, sub: Subscription, cancelOnDisconnect: b
     } finally {
       clearInterval(keepAlive);
       deps.shutdown.removeEventListener("abort", onShutdown);
-      await sub.close();
+      // Not awaited: the response ends now, the unsubscribe round trip follows.
+      sub.close().catch(() => {});
     }
   });
 }
