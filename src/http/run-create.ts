@@ -13,6 +13,8 @@ export interface PreparedRun {
   run_id: string;
   thread_id: string;
   stateless: boolean;
+  /** Awaited just before the insert (a caller's subscription to the run, made meanwhile). */
+  ready?: Promise<unknown>;
 }
 
 /** Ids are minted before the insert so a streaming caller can subscribe first. */
@@ -85,6 +87,7 @@ export async function createRun(deps: RunCreateDeps, prepared: PreparedRun, body
     checkpoint: b.checkpoint ?? null,
     durability: b.durability ?? (b.checkpoint_during === false ? "exit" : null),
   };
+  await prepared.ready;
   const { run, inflight } = await deps.runs.create({
     run_id: prepared.run_id,
     thread_id: prepared.thread_id,
@@ -102,7 +105,7 @@ export async function createRun(deps: RunCreateDeps, prepared: PreparedRun, body
   if (inflight.length > 0 && (strategy === "interrupt" || strategy === "rollback")) {
     await cancelRuns(deps, inflight, strategy);
   }
-  // If the doorbell fails the run is still safe in Postgres: the sweeper dispatches it.
+  // If the doorbell fails the run is still safe in Postgres: workers also poll for runs.
   if (inflight.length === 0) {
     await deps.queue
       .dispatch([{ run_id: run.run_id, thread_id: run.thread_id, delay_ms: (b.after_seconds ?? 0) * 1000 }])

@@ -181,14 +181,16 @@ async function visibleRuns(deps: AppDeps, ids: string[], filters: Awaited<Return
 /** Subscribes to the run's stream before inserting it, so the first event (metadata) cannot be missed. */
 async function createSubscribed(c: Context, threadId: string | null, b: Parameters<typeof createRunAuthorized>[3]) {
   const deps = c.var.deps;
-  const prepared = prepareRun(threadId);
+  const minted = prepareRun(threadId);
   // The id was minted just now and the run is not inserted yet: nothing to catch up from its log.
-  const sub = await deps.bus.subscribe(prepared.run_id, { after: "-1", fresh: true });
+  // The subscription is made while the request is checked; the insert waits for it.
+  const subscribing = deps.bus.subscribe(minted.run_id, { after: "-1", fresh: true });
+  const prepared = { ...minted, ready: subscribing };
   try {
     const run = await createAs(c, prepared, b);
-    return { run, sub, path: runPath(run, prepared.stateless) };
+    return { run, sub: await subscribing, path: runPath(run, prepared.stateless) };
   } catch (err) {
-    await sub.close();
+    await subscribing.then((sub) => sub.close(), () => {});
     throw err;
   }
 }
