@@ -80,16 +80,18 @@ export function createWorker(deps: WorkerDeps) {
     }
     const rlog = log.child({ run_id: run.run_id, thread_id: run.thread_id, attempt: run.attempt });
     const { attempt: _a, lease_owner: _o, lease_expires_at: _e, cancel_action: _c, ...publicRun } = run;
-    // The thread's stream (GET /threads/{id}/stream): run start/end and state changes only,
-    // published in order without holding up the run.
-    let threadEvents: Promise<void> = Promise.resolve();
-    const threadEvent = (event: "lifecycle" | "state_update", data: unknown) =>
-      (threadEvents = threadEvents.then(() =>
-        publishThreadEvent(deps.bus, run.thread_id, event, data).then(
-          () => {},
-          (err) => rlog.warn({ err }, "thread stream publish failed"),
-        ),
-      ));
+    // The thread's stream (GET /threads/{id}/stream): run start/end and state changes only.
+    // Sent without holding up the run: the bus issues appends in call order on one
+    // connection, so they stay in order.
+    const threadSends: Promise<void>[] = [];
+    const threadEvent = (event: "lifecycle" | "state_update", data: unknown): Promise<void> => {
+      const p = publishThreadEvent(deps.bus, run.thread_id, event, data).then(
+        () => {},
+        (err) => rlog.warn({ err }, "thread stream publish failed"),
+      );
+      threadSends.push(p);
+      return p;
+    };
     if (run.attempt > deps.maxAttempts) {
       rlog.warn("run exceeded max attempts");
       await deps.runs.failExhausted(run.run_id, owner);
@@ -155,14 +157,20 @@ export function createWorker(deps: WorkerDeps) {
       }
       const { finished, next } = await deps.runs.finish({ run_id: run.run_id, owner, ...outcome });
       rlog.info({ status: outcome.status, ms: Date.now() - started, recorded: finished }, "run finished");
+      if (finished) {
+        // Before the end of the run's stream: a client that saw the run end and follows the
+        // thread finds them there.
+        void threadEvent("lifecycle", { run_id: run.run_id, status: outcome.status });
+        if (outcome.values) void threadEvent("state_update", { values: outcome.values, run_id: run.run_id });
+      }
       // Not recorded: if our lease lapsed and the run is pending again or held by another
       // worker, that attempt will end the stream; ending it here would cut its readers off.
       const fresh = finished ? null : await deps.runs.get(null, run.run_id);
       if (!fresh || isTerminal(fresh.status)) await deps.bus.finish(run.run_id);
       if (next) await deps.queue.dispatch([next]);
-      if (finished) {
-        void threadEvent("lifecycle", { run_id: run.run_id, status: outcome.status });
-        const values = outcome.values ?? (await deps.threads.get(run.thread_id).catch(() => null))?.values ?? null;
+      if (finished && !outcome.values) {
+        // A failed run leaves the thread's values as they were: say what they are.
+        const values = (await deps.threads.get(run.thread_id).catch(() => null))?.values ?? null;
         if (values) void threadEvent("state_update", { values, run_id: run.run_id });
       }
       if (run.kwargs.webhook && finished) {
@@ -201,7 +209,7 @@ export function createWorker(deps: WorkerDeps) {
       clearTimeout(firstCancelCheck);
       active.delete(run.run_id);
       await listening.then((unlisten) => unlisten()).catch(() => {});
-      await threadEvents;
+      await Promise.all(threadSends);
     }
   }
 
