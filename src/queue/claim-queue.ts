@@ -1,19 +1,19 @@
 import type { Bell } from "./bell.js";
 import type { ConsumeOptions, RunQueue, RunQueueConsumer } from "./run-queue.js";
 
-/** Rings remembered while every slot was busy, at most this many per slot. */
-const CREDIT_PER_SLOT = 4;
 /** After a failed claim (database unreachable), the next try. */
 const CLAIM_RETRY_MS = 1_000;
 
 /**
  * The run queue on PostgreSQL claims plus a doorbell (see run-queue.ts).
  *
- * A consumer keeps "credits": how many runs the rings it heard announced.
- * Free slots spend them on claims; a claim that finds nothing clears them.
- * So an idle worker answers a ring with one claim, a busy one remembers it
- * until a slot frees, and a finished run costs no extra query unless a ring
- * came in meanwhile.
+ * A consumer keeps "credits": how many runs the rings it heard announced
+ * (an upper bound: other workers claim some of them). Free slots spend them
+ * on claims; a claim that finds nothing clears them. So an idle worker answers
+ * a ring with one claim, a busy one remembers every ring until slots free,
+ * and a finished run costs no extra query unless a ring came in meanwhile.
+ * When the amount is unknown (start-up, the poll, a retry after an error)
+ * the consumer claims until a claim finds nothing.
  */
 export function createRunQueue(bell: Bell, onError: (err: unknown) => void): RunQueue {
   const consumers = new Set<RunQueueConsumer>();
@@ -30,7 +30,7 @@ export function createRunQueue(bell: Bell, onError: (err: unknown) => void): Run
       await bell.listen((count, delayMs) => consumer.ring(count, delayMs));
       consumers.add(consumer);
       // Runs that were waiting before this consumer existed.
-      consumer.ring(opts.concurrency, 0);
+      consumer.lookAround();
       return {
         async close(force) {
           consumers.delete(consumer);
@@ -48,12 +48,16 @@ export function createRunQueue(bell: Bell, onError: (err: unknown) => void): Run
 
 function startConsumer<T>(opts: ConsumeOptions<T>, onError: (err: unknown) => void) {
   let credits = 0;
+  /** Claim until a claim finds nothing, whatever the credits say. */
+  let unknown = false;
+  /** Rings and look-arounds so far: a claim that found nothing only clears what came before it. */
+  let rung = 0;
+  let looked = 0;
   let active = 0;
   let pumping: Promise<void> | null = null;
   let closed = false;
   const handlers = new Set<Promise<void>>();
   const timers = new Set<NodeJS.Timeout>();
-  const maxCredits = opts.concurrency * CREDIT_PER_SLOT;
 
   const later = (ms: number, fn: () => void) => {
     const t = setTimeout(() => {
@@ -67,35 +71,51 @@ function startConsumer<T>(opts: ConsumeOptions<T>, onError: (err: unknown) => vo
   const ring = (count: number, delayMs: number) => {
     if (closed) return;
     if (delayMs > 0) return later(delayMs, () => ring(count, 0));
-    credits = Math.min(maxCredits, credits + count);
+    credits += count;
+    rung += count;
     kick();
   };
+
+  const lookAround = () => {
+    if (closed) return;
+    unknown = true;
+    looked++;
+    kick();
+  };
+
+  const wanted = () => credits > 0 || unknown;
 
   const kick = () => {
     pumping ??= pump().finally(() => {
       pumping = null;
       // A ring or a freed slot that came while this pump was finishing.
-      if (!closed && credits > 0 && active < opts.concurrency) kick();
+      if (!closed && wanted() && active < opts.concurrency) kick();
     });
   };
 
   /** Claims while there are credits and free slots. A run claimed as we close still goes to the handler (it hands it back). */
   async function pump(): Promise<void> {
-    while (!closed && credits > 0 && active < opts.concurrency) {
+    while (!closed && wanted() && active < opts.concurrency) {
       let item: T | null;
+      const [rungBefore, lookedBefore] = [rung, looked];
       try {
         item = await opts.claim();
       } catch (err) {
+        // The retry looks around for everything: what was announced is not lost.
         onError(err);
         credits = 0;
-        later(CLAIM_RETRY_MS, () => ring(opts.concurrency, 0));
+        unknown = false;
+        later(CLAIM_RETRY_MS, lookAround);
         return;
       }
       if (item === null) {
-        credits = 0;
-        return;
+        // Nothing to claim: forget what was announced before this claim, not what came
+        // while it ran (that run's insert may not have been visible to it).
+        credits = Math.min(credits, rung - rungBefore);
+        unknown = looked !== lookedBefore;
+        continue;
       }
-      credits--;
+      if (credits > 0) credits--;
       active++;
       const p: Promise<void> = opts
         .handler(item)
@@ -103,17 +123,18 @@ function startConsumer<T>(opts: ConsumeOptions<T>, onError: (err: unknown) => vo
         .finally(() => {
           active--;
           handlers.delete(p);
-          if (credits > 0) kick();
+          if (wanted()) kick();
         });
       handlers.add(p);
     }
   }
 
-  const poll = setInterval(() => ring(opts.concurrency, 0), opts.pollMs);
+  const poll = setInterval(lookAround, opts.pollMs);
   poll.unref();
 
   return {
     ring,
+    lookAround,
     async close(force?: boolean): Promise<void> {
       closed = true;
       clearInterval(poll);

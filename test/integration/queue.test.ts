@@ -138,6 +138,47 @@ function queueContract(name: string, makeBell: () => Bell) {
       expect(src.claims - before).toBe(1);
     });
 
+    it("drains a backlog larger than its slots at start-up, without waiting for a poll", async () => {
+      const { consume } = make();
+      const src = source();
+      for (let i = 0; i < 60; i++) src.items.push(`b${i}`);
+      await consume(src, { concurrency: 2, handler: async () => void (await sleep(2)) });
+      await waitFor(() => src.handled.length === 60, 5_000, "the whole backlog");
+    });
+
+    it("remembers every ring of a burst while busy (no cap), and claims them all as slots free", async () => {
+      const { queue, consume } = make();
+      const src = source();
+      await consume(src, { concurrency: 1, handler: async () => void (await sleep(2)) });
+      await sleep(50);
+      for (let i = 0; i < 80; i++) src.items.push(`r${i}`);
+      for (let i = 0; i < 80; i++) await queue.dispatch([ring()]);
+      await waitFor(() => src.handled.length === 80, 5_000, "every rung item");
+    });
+
+    it("a ring that arrives while a claim is finding nothing is not lost", async () => {
+      const { queue, consume } = make();
+      const src = source();
+      const claim = src.claim;
+      let hold: (() => void) | null = null;
+      let first = true;
+      // The first claim after start-up "took its snapshot" before the item was inserted.
+      src.claim = async () => {
+        if (first) {
+          first = false;
+          await new Promise<void>((r) => (hold = r));
+          return null;
+        }
+        return claim();
+      };
+      await consume(src, { concurrency: 1 });
+      await waitFor(() => hold !== null, 5_000, "the slow claim");
+      src.items.push("late");
+      await queue.dispatch([ring()]);
+      hold!();
+      await waitFor(() => src.handled.length === 1, 3_000, "the item rung during the empty claim");
+    });
+
     it("holds a delayed ring until it falls due", async () => {
       const { queue, consume } = make();
       const src = source();
