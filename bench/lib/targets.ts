@@ -326,6 +326,8 @@ async function startFloorExec(o: StartOptions): Promise<Target> {
   const { executeRun } = await load<{
     executeRun(deps: unknown, run: unknown, signal: AbortSignal): Promise<{ status: string; values: unknown; error: unknown }>;
   }>("src/executor/execute-run.ts");
+  // The kwargs of a plain run, as the tests build them.
+  const { runKwargs } = await load<{ runKwargs(over: Record<string, unknown>): unknown }>("test/helpers/runs.ts");
   const { saver, pool } = createCheckpointer(o.infra.pgUri(db), 8, () => {});
   await saver.setup();
   const graphs = createGraphRegistry((await readLanggraphConfig(BENCH_CONFIG)).graphs, saver);
@@ -345,23 +347,11 @@ async function startFloorExec(o: StartOptions): Promise<Target> {
       metadata: {},
       multitask_strategy: "enqueue",
       attempt: 1,
-      kwargs: {
+      kwargs: runKwargs({
         input: INPUT[graph],
-        command: null,
         config: { configurable: { run_id: runId, thread_id: thread, graph_id: graph, assistant_id: assistantId } },
         context: {},
-        stream_mode: ["values"],
-        interrupt_before: null,
-        interrupt_after: null,
-        webhook: null,
-        feedback_keys: null,
-        temporary: false,
-        subgraphs: false,
-        resumable: false,
-        checkpoint_id: null,
-        checkpoint: null,
-        durability: null,
-      },
+      }),
     };
     const out = await executeRun({ graphs, bus, tracing: null }, run, new AbortController().signal);
     await bus.finish(runId);

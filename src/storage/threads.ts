@@ -62,6 +62,13 @@ export function createThreadsRepo(sql: Sql) {
     ${q.ids ? sql`AND thread_id = ANY(${q.ids}::uuid[])` : sql``}
     ${jsonConditions(sql, sql`metadata`, q.auth, true)}`;
 
+  /** Up to `limit` idle threads whose TTL (of this strategy) has passed, locked for the caller. */
+  const expiredIdle = (strategy: "delete" | "keep_latest", limit: number) => sql`
+    SELECT thread_id FROM thread
+    WHERE ttl_expires_at <= now() AND ttl_strategy = ${strategy} AND status <> 'busy'
+    ORDER BY ttl_expires_at LIMIT ${limit}
+    FOR UPDATE SKIP LOCKED`;
+
   return {
     async create(input: {
       thread_id: string;
@@ -172,11 +179,7 @@ export function createThreadsRepo(sql: Sql) {
     async deleteExpired(limit: number): Promise<string[]> {
       const rows = await sql<{ thread_id: string }[]>`
         DELETE FROM thread t
-        WHERE t.thread_id IN (
-            SELECT thread_id FROM thread
-            WHERE ttl_expires_at <= now() AND ttl_strategy = 'delete' AND status <> 'busy'
-            ORDER BY ttl_expires_at LIMIT ${limit}
-            FOR UPDATE SKIP LOCKED)
+        WHERE t.thread_id IN (${expiredIdle("delete", limit)})
           AND t.status <> 'busy'
           AND NOT EXISTS (SELECT 1 FROM run r WHERE r.thread_id = t.thread_id AND r.status IN ('pending', 'running'))
         RETURNING t.thread_id`;
@@ -191,11 +194,7 @@ export function createThreadsRepo(sql: Sql) {
     async takeExpiredKeepLatest(limit: number): Promise<string[]> {
       const rows = await sql<{ thread_id: string }[]>`
         UPDATE thread t SET ttl_expires_at = NULL
-        WHERE t.thread_id IN (
-            SELECT thread_id FROM thread
-            WHERE ttl_expires_at <= now() AND ttl_strategy = 'keep_latest' AND status <> 'busy'
-            ORDER BY ttl_expires_at LIMIT ${limit}
-            FOR UPDATE SKIP LOCKED)
+        WHERE t.thread_id IN (${expiredIdle("keep_latest", limit)})
           AND t.status <> 'busy'
         RETURNING t.thread_id`;
       return rows.map((r) => r.thread_id);

@@ -7,36 +7,27 @@ import { createTestStack, parseSse } from "../helpers/app.js";
 import type { SseEvent, TestStack } from "../helpers/app.js";
 import { createTestDatabase, hasRedis, redisSkipReason, redisUri } from "../helpers/services.js";
 import type { TestDatabase } from "../helpers/services.js";
+import { apiClient } from "./api-support.js";
 
 const MAX_BODY = 64 * 1024;
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 type Json = Record<string, unknown>;
 
-/** A small client over app.request() for one stack. */
+/** The API test client (api-support.ts), plus SSE reads and thread creation. */
 function client(stack: TestStack) {
-  const request = (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) =>
-    stack.app.request(path, {
-      method,
-      headers: { "Content-Type": "application/json", ...headers },
-      body: body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body),
-    });
+  const api = apiClient(stack);
   return {
-    request,
-    async json(method: string, path: string, body?: unknown, expected = 200): Promise<Json> {
-      const res = await request(method, path, body);
-      const text = await res.text();
-      expect(res.status, `${method} ${path} → ${text}`).toBe(expected);
-      return JSON.parse(text) as Json;
-    },
+    ...api,
+    json: (method: string, path: string, body?: unknown, expected = 200) => api.json<Json>(method, path, body, expected),
     async sse(path: string, body?: unknown, headers: Record<string, string> = {}) {
-      const res = await request(body === undefined ? "GET" : "POST", path, body, headers);
+      const res = await api.request(body === undefined ? "GET" : "POST", path, body, headers);
       const text = await res.text();
       expect(res.status, `${path} → ${text}`).toBe(200);
       return { res, text, events: parseSse(text) };
     },
     async thread(metadata: Json = {}): Promise<string> {
-      const t = await this.json("POST", "/threads", { metadata });
+      const t = await api.json<Json>("POST", "/threads", { metadata });
       return t.thread_id as string;
     },
   };
