@@ -260,11 +260,11 @@ export function createWorker(deps: WorkerDeps) {
       if (state === "stopped" || state === "stopping") return;
       state = "stopping";
       if (sweepTimer) clearInterval(sweepTimer);
+      // No new run is claimed once stopping; drained = the claim in flight (if any) and every
+      // handler, a run claimed meanwhile included (it is handed back), have settled.
       const drained = consumer?.close(false) ?? Promise.resolve();
-      // No new run is claimed once stopping; done when the consumer drained or our handlers settled.
-      const settled = Promise.allSettled([...handling]);
       const timer = new Promise<"timeout">((r) => setTimeout(() => r("timeout"), graceMs).unref());
-      if ((await Promise.race([drained.then(() => "drained" as const), settled.then(() => "drained" as const), timer])) === "timeout") {
+      if ((await Promise.race([drained.then(() => "drained" as const), timer])) === "timeout") {
         log.warn({ active: active.size }, "grace period over: handing back active runs");
         for (const c of active.values()) c.abort("shutdown");
         // Let the aborted handlers record the hand-back before the stores close (bounded).
