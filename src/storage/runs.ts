@@ -35,11 +35,7 @@ export interface Dispatch {
   run_id: string;
   thread_id: string;
   delay_ms: number;
-  /**
-   * Attempts made so far (0 for a new run). Part of the queue's job id: the job
-   * of an attempt whose worker died stays "active" in the queue until the queue
-   * notices it stalled, and must not swallow the dispatch of the next attempt.
-   */
+  /** Attempts made so far (0 for a new run). */
   attempt?: number;
 }
 
@@ -151,35 +147,16 @@ export function createRunsRepo(sql: Sql) {
      * Returns null dispatch data if this worker no longer holds the run.
      */
     async finish(f: FinishInput): Promise<{ finished: boolean; next: Dispatch | null }> {
-      // One statement: the run's outcome, the thread's status and cached state, and the
-      // thread's next pending run. Thread status: busy while runs remain, else error, interrupted or idle.
-      const failed = f.status === "error" || f.status === "timeout";
-      const [row] = await sql<Array<{ thread_id: string | null } & Partial<Dispatch>>>`
-        WITH done AS (
-          UPDATE run SET status = ${f.status}, ended_at = now(), updated_at = now(),
-            lease_owner = NULL, lease_expires_at = NULL
-          WHERE run_id = ${f.run_id} AND lease_owner = ${f.owner} AND status = 'running'
-          RETURNING thread_id),
-        next AS (
-          SELECT run_id, thread_id, attempt, greatest(0, extract(epoch FROM created_at - now()) * 1000)::int AS delay_ms
-          FROM run WHERE thread_id = (SELECT thread_id FROM done) AND status = 'pending'
-          ORDER BY created_at, run_id LIMIT 1),
-        thread_update AS (
-          UPDATE thread SET
-            status = CASE
-              WHEN EXISTS (SELECT 1 FROM next) THEN 'busy'
-              WHEN ${failed} THEN 'error'
-              WHEN ${f.hasPendingNext} THEN 'interrupted'
-              ELSE 'idle' END,
-            updated_at = now(),
-            ${f.values !== null ? sql`"values" = ${sql.json(f.values as never)}, state_updated_at = now(),` : sql``}
-            interrupts = ${sql.json(f.interrupts as never)},
-            error = ${f.error ? sql.json(f.error as never) : null}
-          WHERE thread_id = (SELECT thread_id FROM done))
-        SELECT (SELECT thread_id FROM done) AS thread_id, next.run_id, next.attempt, next.delay_ms
-        FROM (SELECT 1) AS one LEFT JOIN next ON true`;
-      if (!row?.thread_id) return { finished: false, next: null };
-      const next = row.run_id ? { run_id: row.run_id, thread_id: row.thread_id, attempt: row.attempt!, delay_ms: row.delay_ms! } : null;
+      // One round trip; the thread is locked first (migration 0006 says why).
+      const [row] = await sql<Array<{ thread_id: string; next_run_id: string | null; next_attempt: number | null; next_delay_ms: number | null }>>`
+        SELECT * FROM openplane_finish_run_v1(
+          ${f.run_id}::uuid, ${f.owner}::text, ${f.status}::text, ${f.values !== null}::boolean,
+          ${f.values === null ? null : sql.json(f.values as never)}::jsonb, ${sql.json(f.interrupts as never)}::jsonb,
+          ${f.error ? sql.json(f.error as never) : null}::jsonb, ${f.hasPendingNext}::boolean)`;
+      if (!row) return { finished: false, next: null };
+      const next = row.next_run_id
+        ? { run_id: row.next_run_id, thread_id: row.thread_id, attempt: row.next_attempt!, delay_ms: row.next_delay_ms! }
+        : null;
       return { finished: true, next };
     },
 
@@ -328,9 +305,9 @@ export function createRunsRepo(sql: Sql) {
       return row ?? null;
     },
 
-    /** Marks a run that exceeded its attempt budget at claim time. */
-    async failExhausted(runId: string, owner: string): Promise<void> {
-      await this.finish({
+    /** Marks a run that exceeded its attempt budget at claim time; returns the thread's next run. */
+    async failExhausted(runId: string, owner: string): Promise<Dispatch | null> {
+      const { next } = await this.finish({
         run_id: runId,
         owner,
         status: "error",
@@ -339,6 +316,7 @@ export function createRunsRepo(sql: Sql) {
         hasPendingNext: false,
         error: { error: "RunAttemptsExceeded", message: `Run ${runId} exceeded max attempts` },
       });
+      return next;
     },
   };
 }

@@ -623,3 +623,22 @@ describe("runs repo: finish sets the thread's status", () => {
     expect((await threads.get(t.thread_id))!.status).toBe(expected);
   });
 });
+
+describe("runs repo: finish racing a run created on the same thread", () => {
+  it("a run inserted while the finish waits for the thread's lock is seen: thread busy, returned as next", async () => {
+    const t = await newThread();
+    const first = await createRun(t.thread_id);
+    await runs.claim(first.run_id, "w1", 30);
+    const second = uuidv7();
+    let finishing: Promise<Awaited<ReturnType<typeof runs.finish>>> | undefined;
+    // Plays a run creation in progress: holds the thread's lock with the new run inserted, uncommitted.
+    await sql.begin(async (tx) => {
+      await tx`SELECT thread_id FROM thread WHERE thread_id = ${t.thread_id} FOR UPDATE`;
+      await tx`INSERT INTO run (run_id, thread_id, assistant_id, kwargs) VALUES (${second}, ${t.thread_id}, ${systemAssistantId("agent")}, ${tx.json(kwargs() as never)})`;
+      finishing = runs.finish(finishInput(first.run_id, "w1"));
+      await new Promise((r) => setTimeout(r, 300)); // the finish is now waiting for the lock
+    });
+    expect(await finishing).toEqual({ finished: true, next: { run_id: second, thread_id: t.thread_id, attempt: 0, delay_ms: 0 } });
+    expect((await threads.get(t.thread_id))!.status).toBe("busy");
+  });
+});
