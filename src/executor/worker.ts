@@ -94,7 +94,8 @@ export function createWorker(deps: WorkerDeps) {
     };
     if (run.attempt > deps.maxAttempts) {
       rlog.warn("run exceeded max attempts");
-      await deps.runs.failExhausted(run.run_id, owner);
+      const next = await deps.runs.failExhausted(run.run_id, owner);
+      if (next) await deps.queue.dispatch([next]).catch((err) => rlog.warn({ err }, "ring failed"));
       await deps.bus.finish(run.run_id);
       await threadEvent("lifecycle", { run_id: run.run_id, status: "error" });
       return;
@@ -167,7 +168,8 @@ export function createWorker(deps: WorkerDeps) {
       // worker, that attempt will end the stream; ending it here would cut its readers off.
       const fresh = finished ? null : await deps.runs.get(null, run.run_id);
       if (!fresh || isTerminal(fresh.status)) await deps.bus.finish(run.run_id);
-      if (next) await deps.queue.dispatch([next]);
+      // A lost ring only delays the next run until a worker polls: never skip what follows.
+      if (next) await deps.queue.dispatch([next]).catch((err) => rlog.warn({ err }, "ring failed"));
       if (finished && !outcome.values) {
         // A failed run leaves the thread's values as they were: say what they are.
         const values = (await deps.threads.get(run.thread_id).catch(() => null))?.values ?? null;
@@ -219,7 +221,7 @@ export function createWorker(deps: WorkerDeps) {
     const values = await readThreadValues(deps.graphs, graphId, threadId).catch(() => null);
     const next = await deps.runs.deleteRolledBack(runId, owner, values);
     await deps.bus.finish(runId);
-    if (next) await deps.queue.dispatch([next]);
+    if (next) await deps.queue.dispatch([next]).catch((err) => log.warn({ err, run_id: runId }, "ring failed"));
   }
 
   async function sweep(): Promise<void> {

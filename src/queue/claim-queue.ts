@@ -27,7 +27,12 @@ export function createRunQueue(bell: Bell, onError: (err: unknown) => void): Run
 
     async consume<T>(opts: ConsumeOptions<T>): Promise<RunQueueConsumer> {
       const consumer = startConsumer(opts, onError);
-      await bell.listen((count, delayMs) => consumer.ring(count, delayMs));
+      try {
+        await bell.listen((count, delayMs) => consumer.ring(count, delayMs));
+      } catch (err) {
+        await consumer.close(true);
+        throw err;
+      }
       consumers.add(consumer);
       // Runs that were waiting before this consumer existed.
       consumer.lookAround();

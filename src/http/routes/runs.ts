@@ -185,6 +185,8 @@ async function createSubscribed(c: Context, threadId: string | null, b: Paramete
   // The id was minted just now and the run is not inserted yet: nothing to catch up from its log.
   // The subscription is made while the request is checked; the insert waits for it.
   const subscribing = deps.bus.subscribe(minted.run_id, { after: "-1", fresh: true });
+  // Observed here too: it may fail before the creation awaits it (e.g. during the assistant read).
+  subscribing.catch(() => {});
   const prepared = { ...minted, ready: subscribing };
   try {
     const run = await createAs(c, prepared, b);
