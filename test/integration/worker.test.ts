@@ -189,3 +189,21 @@ describe("worker: the thread's state after a run", () => {
     expect(done!.values).toEqual(await checkpointed());
   });
 });
+
+describe("worker: a graph with an output schema", () => {
+  let stack: TestStack;
+  beforeAll(async () => {
+    stack = await createTestStack({ postgresUri: db.uri, configPath: "test/fixtures/output-schema/langgraph.json" });
+  });
+  afterAll(async () => {
+    await stack?.close();
+  });
+
+  it("caches the thread's whole state, not only the output keys it streams", async () => {
+    const run = await insertRun(stack, "narrow");
+    await stack.queue.dispatch([{ run_id: run.run_id, thread_id: run.thread_id, delay_ms: 0 }]);
+    await waitFor(async () => (await status(stack, run.run_id)).status === "success", 10_000, "run success");
+    const thread = await stack.deps.threads.get(run.thread_id);
+    expect(thread).toMatchObject({ status: "idle", values: { answer: "42", scratch: "working" } });
+  });
+});
