@@ -140,23 +140,30 @@ export function createRedisBus(opts: {
     }
     return subscriber;
   };
+  /** Per channel with listeners: its SUBSCRIBE, which every listener awaits (live once it answered). */
+  const subscribing = new Map<string, Promise<unknown>>();
   const listen = async (channel: string, fn: (message: string) => void) => {
     let set = listeners.get(channel);
     if (!set) {
       set = new Set();
       listeners.set(channel, set);
-      set.add(fn);
-      await getSubscriber().subscribe(channel);
-    } else set.add(fn);
-    return async () => {
+      subscribing.set(channel, getSubscriber().subscribe(channel));
+    }
+    set.add(fn);
+    const unlisten = async () => {
       const s = listeners.get(channel);
-      if (!s) return;
-      s.delete(fn);
-      if (s.size === 0) {
-        listeners.delete(channel);
-        await subscriber?.unsubscribe(channel).catch(() => {});
-      }
+      if (!s?.delete(fn) || s.size > 0) return;
+      listeners.delete(channel);
+      subscribing.delete(channel);
+      await subscriber?.unsubscribe(channel).catch(() => {});
     };
+    try {
+      await subscribing.get(channel);
+    } catch (err) {
+      await unlisten();
+      throw err;
+    }
+    return unlisten;
   };
 
   const readRange = async (runId: string, afterId: string | null): Promise<StreamEvent[]> => {
@@ -275,30 +282,15 @@ export function createRedisBus(opts: {
         else if (lastSeen === null || compareIds(id, lastSeen) > 0) void fill();
       };
 
-      // Subscribe first, then read the log: nothing published in between is lost.
-      const unlisten = await listen(evChannel(runId), onMessage);
-      if (fresh) {
-        // A run id this process minted and has not inserted yet: nobody has written its log
-        // (no worker can claim a run that is not in PostgreSQL), so there is nothing to read;
-        // "0-0" is the `prev` its first event carries.
-        lastSeen = "0-0";
-      } else if (after !== undefined) {
-        lastSeen = isFromStart(after) ? null : after;
-        await fill();
-      } else {
-        const entries = await client.xrevrange(logKey(runId), "+", "-", "COUNT", 1);
-        const last = entries[0];
-        if (last) {
-          lastSeen = last[0];
-          if (last[1][1] === END_EVENT) queue.end();
-        } else lastSeen = "0-0";
-      }
+      // Told from the start about a dropped subscriber connection; catches up once positioned.
+      let positioned = false;
       const resync = {
         lost: () => {
           suspect = true;
           lostEpoch++;
         },
         catchUp: () => {
+          if (!positioned) return;
           const epoch = lostEpoch;
           void fill().then(() => {
             if (epoch === lostEpoch) suspect = false;
@@ -306,6 +298,35 @@ export function createRedisBus(opts: {
         },
       };
       resyncs.add(resync);
+      // Subscribe first, then read the log: nothing published in between is lost.
+      const unlisten = await listen(evChannel(runId), onMessage).catch((err: unknown) => {
+        resyncs.delete(resync);
+        throw err;
+      });
+      try {
+        if (fresh) {
+          // A run id this process minted and has not inserted yet: nobody has written its log
+          // (no worker can claim a run that is not in PostgreSQL), so there is nothing to read;
+          // "0-0" is the `prev` its first event carries.
+          lastSeen = "0-0";
+        } else if (after !== undefined) {
+          lastSeen = isFromStart(after) ? null : after;
+          await fill();
+        } else {
+          const entries = await client.xrevrange(logKey(runId), "+", "-", "COUNT", 1);
+          const last = entries[0];
+          if (last) {
+            lastSeen = last[0];
+            if (last[1][1] === END_EVENT) queue.end();
+          } else lastSeen = "0-0";
+        }
+      } catch (err) {
+        resyncs.delete(resync);
+        await unlisten();
+        throw err;
+      }
+      positioned = true;
+      if (suspect) resync.catchUp(); // the connection dropped while we positioned ourselves
       return {
         [Symbol.asyncIterator]: () => queue[Symbol.asyncIterator](),
         drainAndStop: () => {
@@ -347,6 +368,7 @@ export function createRedisBus(opts: {
 
     async close() {
       listeners.clear();
+      subscribing.clear();
       ctlHandlers.clear();
       ctlListening = null;
       resyncs.clear();
