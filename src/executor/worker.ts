@@ -248,7 +248,14 @@ export function createWorker(deps: WorkerDeps) {
     async start(): Promise<void> {
       if (state !== "created") return;
       state = "active";
-      consumer = await deps.queue.consume({ concurrency: deps.concurrency, claim, handler: tracked, pollMs: POLL_MS });
+      consumer = await deps.queue.consume({
+        concurrency: deps.concurrency,
+        claim,
+        handler: tracked,
+        pollMs: POLL_MS,
+        // Run creation in this process may insert a run already claimed for us (one round trip fewer).
+        local: { owner, leaseSecs: deps.leaseSecs, item: (run, claimStarted) => ({ run, claimStarted }) },
+      });
       await runSweep();
       sweepTimer = setInterval(runSweep, deps.sweepIntervalSecs * 1000);
       sweepTimer.unref();

@@ -37,8 +37,14 @@ const KWARGS: Array<[keyof RunBody, string]> = [
  * owner it stamped), so its creator can see it afterwards. The user is
  * stamped into the run's config. Used by the run routes and by cron fires.
  */
-export async function createRunAuthorized(deps: AuthorizedRunDeps, ctx: AuthContext | null, prepared: PreparedRun, body: RunBody): Promise<Run> {
-  if (!deps.auth || !ctx) return createRun(deps, prepared, body, ctx);
+export async function createRunAuthorized(
+  deps: AuthorizedRunDeps,
+  ctx: AuthContext | null,
+  prepared: PreparedRun,
+  body: RunBody,
+  opts: { startHere?: boolean } = {},
+): Promise<Run> {
+  if (!deps.auth || !ctx) return createRun(deps, prepared, body, ctx, opts);
   const ifNotExists = prepared.stateless ? "create" : (body.if_not_exists ?? "reject");
   const metadata = { ...(body.metadata ?? {}) };
   const kwargs: Record<string, unknown> = Object.fromEntries(KWARGS.map(([b, k]) => [k, body[b] ?? null]));
@@ -74,7 +80,7 @@ export async function createRunAuthorized(deps: AuthorizedRunDeps, ctx: AuthCont
     created = true;
   }
   try {
-    return await createRun(deps, prepared, next, ctx);
+    return await createRun(deps, prepared, next, ctx, opts);
   } catch (err) {
     // Nothing stays behind from a rejected request.
     if (created) await deps.threads.delete(prepared.thread_id).catch(() => {});

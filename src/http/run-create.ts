@@ -31,12 +31,20 @@ export type RunCreateDeps = Pick<AppDeps, "assistants" | "graphs" | "runs" | "qu
 const AUTH_KEYS = ["langgraph_auth_user", "langgraph_auth_user_id", "langgraph_auth_permissions"];
 
 /**
- * Validates and inserts a run, then rings the queue. Merge rules follow the
+ * Validates and inserts a run, then rings the queue. `startHere`: a worker of this
+ * process may take it at insert (only where the response does not show the run's status,
+ * which then is `running` rather than the official server's `pending`). Merge rules follow the
  * official server (api.md §2.9): assistant config ⊕ request config, with the
  * server's own keys stamped into `configurable`, including the authenticated
  * user (`auth`), which a request can never set itself.
  */
-export async function createRun(deps: RunCreateDeps, prepared: PreparedRun, body: RunCreate | RunCreateStateless, auth: AuthContext | null = null): Promise<Run> {
+export async function createRun(
+  deps: RunCreateDeps,
+  prepared: PreparedRun,
+  body: RunCreate | RunCreateStateless,
+  auth: AuthContext | null = null,
+  opts: { startHere?: boolean } = {},
+): Promise<Run> {
   const b = body as RunCreate;
   if (isNonEmpty(b.config?.configurable) && isNonEmpty(b.context)) {
     throw badRequest("Cannot specify both configurable and context. Prefer setting context alone.");
@@ -44,7 +52,26 @@ export async function createRun(deps: RunCreateDeps, prepared: PreparedRun, body
   if (prepared.stateless && b.command?.resume !== undefined) {
     throw badRequest("You must provide a thread_id when resuming.");
   }
-  const assistant: Assistant = await deps.assistants.resolve(b.assistant_id, deps.graphs.ids);
+  // The assistant comes from a cache the insert checks: changed meanwhile, read it again.
+  for (let attempt = 0; ; attempt++) {
+    const { assistant, token } = await deps.assistants.resolveForRun(b.assistant_id, deps.graphs.ids, attempt > 0);
+    const created = await insertRun(deps, prepared, b, auth, assistant, attempt < MAX_STALE_RETRIES ? token : null, opts.startHere ?? false);
+    if (created) return created;
+  }
+}
+
+/** Re-reads of an assistant changed under run creation before it inserts without the check. */
+const MAX_STALE_RETRIES = 3;
+
+async function insertRun(
+  deps: RunCreateDeps,
+  prepared: PreparedRun,
+  b: RunCreate,
+  auth: AuthContext | null,
+  assistant: Assistant,
+  assistantToken: string | null,
+  startHere: boolean,
+): Promise<Run | null> {
   if (!deps.graphs.ids.has(assistant.graph_id)) {
     throw invalid(`Invalid body: assistant_id: graph "${assistant.graph_id}" of assistant ${assistant.assistant_id} is not served here`);
   }
@@ -88,17 +115,35 @@ export async function createRun(deps: RunCreateDeps, prepared: PreparedRun, body
     durability: b.durability ?? (b.checkpoint_during === false ? "exit" : null),
   };
   await prepared.ready;
-  const { run, inflight } = await deps.runs.create({
-    run_id: prepared.run_id,
-    thread_id: prepared.thread_id,
-    if_not_exists: prepared.stateless ? "create" : (b.if_not_exists ?? "reject"),
-    assistant_id: assistant.assistant_id,
-    graph_id: assistant.graph_id,
-    metadata: b.metadata ?? {},
-    kwargs,
-    multitask_strategy: b.multitask_strategy ?? "enqueue",
-    after_seconds: b.after_seconds ?? 0,
-  });
+  // A worker of this process with a free slot takes the run at insert when it can start now.
+  const slot = startHere ? deps.queue.reserve() : null;
+  const claimStarted = performance.now();
+  let created: Awaited<ReturnType<typeof deps.runs.createChecked>>;
+  try {
+    created = await deps.runs.createChecked({
+      run_id: prepared.run_id,
+      thread_id: prepared.thread_id,
+      if_not_exists: prepared.stateless ? "create" : (b.if_not_exists ?? "reject"),
+      assistant_id: assistant.assistant_id,
+      graph_id: assistant.graph_id,
+      metadata: b.metadata ?? {},
+      kwargs,
+      multitask_strategy: b.multitask_strategy ?? "enqueue",
+      after_seconds: b.after_seconds ?? 0,
+      assistant_token: assistantToken,
+      claim: slot && { owner: slot.owner, leaseSecs: slot.leaseSecs },
+    });
+  } catch (err) {
+    slot?.release();
+    throw err;
+  }
+  if (created.outcome === "stale") {
+    slot?.release();
+    return null;
+  }
+  const { run, inflight, claimed } = created;
+  if (claimed && slot) slot.take(claimed, claimStarted);
+  else slot?.release();
   // With a run already in flight, the worker that finishes it dispatches this one.
   // interrupt / rollback: stop what is in flight; the new run starts once the thread is free.
   const strategy = run.multitask_strategy;
@@ -106,7 +151,7 @@ export async function createRun(deps: RunCreateDeps, prepared: PreparedRun, body
     await cancelRuns(deps, inflight, strategy);
   }
   // If the doorbell fails the run is still safe in Postgres: workers also poll for runs.
-  if (inflight.length === 0) {
+  if (inflight.length === 0 && !claimed) {
     await deps.queue
       .dispatch([{ run_id: run.run_id, thread_id: run.thread_id, delay_ms: (b.after_seconds ?? 0) * 1000 }])
       .catch((err) => deps.logger.warn({ err, run_id: run.run_id }, "dispatch failed; the sweeper will retry"));

@@ -1,5 +1,5 @@
 import type { Bell } from "./bell.js";
-import type { ConsumeOptions, RunQueue, RunQueueConsumer } from "./run-queue.js";
+import type { ConsumeOptions, LocalSlot, RunQueue, RunQueueConsumer } from "./run-queue.js";
 
 /** After a failed claim (database unreachable), the next try. */
 const CLAIM_RETRY_MS = 1_000;
@@ -16,7 +16,7 @@ const CLAIM_RETRY_MS = 1_000;
  * the consumer claims until a claim finds nothing.
  */
 export function createRunQueue(bell: Bell, onError: (err: unknown) => void): RunQueue {
-  const consumers = new Set<RunQueueConsumer>();
+  const consumers = new Set<RunQueueConsumer & { reserve(): LocalSlot | null }>();
   return {
     async dispatch(items) {
       if (items.length === 0) return;
@@ -33,15 +33,25 @@ export function createRunQueue(bell: Bell, onError: (err: unknown) => void): Run
         await consumer.close(true);
         throw err;
       }
-      consumers.add(consumer);
-      // Runs that were waiting before this consumer existed.
-      consumer.lookAround();
-      return {
-        async close(force) {
-          consumers.delete(consumer);
+      const entry = {
+        reserve: consumer.reserve,
+        async close(force?: boolean) {
+          consumers.delete(entry);
           await consumer.close(force);
         },
       };
+      consumers.add(entry);
+      // Runs that were waiting before this consumer existed.
+      consumer.lookAround();
+      return entry;
+    },
+
+    reserve() {
+      for (const c of consumers) {
+        const slot = c.reserve();
+        if (slot) return slot;
+      }
+      return null;
     },
 
     async close() {
@@ -122,17 +132,47 @@ function startConsumer<T>(opts: ConsumeOptions<T>, onError: (err: unknown) => vo
       }
       if (credits > 0) credits--;
       active++;
-      const p: Promise<void> = opts
-        .handler(item)
-        .catch(onError)
-        .finally(() => {
-          active--;
-          handlers.delete(p);
-          if (wanted()) kick();
-        });
-      handlers.add(p);
+      run(item);
     }
   }
+
+  /** Runs the handler in a slot already counted in `active`. */
+  const run = (item: T) => {
+    const p: Promise<void> = opts
+      .handler(item)
+      .catch(onError)
+      .finally(() => {
+        active--;
+        handlers.delete(p);
+        if (wanted()) kick();
+      });
+    handlers.add(p);
+  };
+
+  /** Only while nothing may be waiting: a run claimed at insert would overtake it. */
+  const reserve = (): LocalSlot | null => {
+    const local = opts.local;
+    if (!local || closed || wanted() || pumping !== null || active >= opts.concurrency) return null;
+    active++;
+    let settled = false;
+    const settle = () => {
+      if (settled) throw new Error("slot already taken or released");
+      settled = true;
+    };
+    return {
+      owner: local.owner,
+      leaseSecs: local.leaseSecs,
+      take: (claimed, claimStarted) => {
+        settle();
+        run(local.item(claimed, claimStarted));
+      },
+      release: () => {
+        settle();
+        active--;
+        if (wanted()) kick();
+      },
+    };
+  };
 
   const poll = setInterval(lookAround, opts.pollMs);
   poll.unref();
@@ -140,6 +180,7 @@ function startConsumer<T>(opts: ConsumeOptions<T>, onError: (err: unknown) => vo
   return {
     ring,
     lookAround,
+    reserve,
     async close(force?: boolean): Promise<void> {
       closed = true;
       clearInterval(poll);

@@ -1,4 +1,4 @@
-import type { Dispatch } from "../storage/runs.js";
+import type { ClaimedRun, Dispatch } from "../storage/runs.js";
 
 /**
  * The run queue is PostgreSQL itself: a worker claims the next eligible
@@ -15,7 +15,26 @@ export interface RunQueue {
    * rings (and every `pollMs`), and hands what it got to `handler`.
    */
   consume<T>(opts: ConsumeOptions<T>): Promise<RunQueueConsumer>;
+  /**
+   * A free slot of a consumer in this process that takes runs claimed at insert (see
+   * LocalSlot), or null: none here, none free, or runs may be waiting (rings not yet
+   * claimed), which a new run must not overtake.
+   */
+  reserve(): LocalSlot | null;
   close(): Promise<void>;
+}
+
+/**
+ * A held slot. Its run is inserted already claimed for `owner` (runs.createChecked), which
+ * saves the claim's round trip and the ring; then exactly one of `take` / `release`.
+ */
+export interface LocalSlot {
+  owner: string;
+  leaseSecs: number;
+  /** Runs the claimed run in this slot; `claimStarted` (performance.now()) is when the insert was sent. */
+  take(run: ClaimedRun, claimStarted: number): void;
+  /** The run was not claimed at insert (or not inserted): the slot is free again. */
+  release(): void;
 }
 
 export interface ConsumeOptions<T> {
@@ -24,6 +43,8 @@ export interface ConsumeOptions<T> {
   handler: (item: T) => Promise<void>;
   /** Safety net for rings lost while the bell was unreachable. */
   pollMs: number;
+  /** Lets run creation in this process hand runs claimed at insert to this consumer (RunQueue.reserve). */
+  local?: { owner: string; leaseSecs: number; item: (run: ClaimedRun, claimStarted: number) => T };
 }
 
 export interface RunQueueConsumer {

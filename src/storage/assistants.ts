@@ -48,6 +48,12 @@ export interface AssistantPatch {
 }
 
 /** Escapes LIKE wildcards so user text matches literally (ESCAPE '\'). */
+const assistantNotFound = (idOrGraph: string) =>
+  notFound(`No assistant found for "${idOrGraph}". Make sure the assistant ID is for a valid assistant or a valid graph ID.`);
+
+/** How many assistants run creation keeps read (a deployment has a few; the bound is for many). */
+const RUN_CACHE_SIZE = 1_000;
+
 const likeLiteral = (s: string) => s.replace(/[\\%_]/g, (ch) => `\\${ch}`);
 
 export function createAssistantsRepo(sql: Sql) {
@@ -57,6 +63,9 @@ export function createAssistantsRepo(sql: Sql) {
     ${q.graph_id ? sql`AND graph_id = ${q.graph_id}` : sql``}
     ${q.name ? sql`AND name ILIKE ${`%${likeLiteral(q.name)}%`} ESCAPE '\\'` : sql``}
     ${jsonConditions(sql, sql`metadata`, q.auth, true)}`;
+
+  /** Assistants recently used by run creation, oldest first (see resolveForRun). */
+  const runCache = new Map<string, { assistant: Assistant; token: string }>();
 
   return {
     /** One assistant per graph, id = UUIDv5(graph id); created once, never overwritten. */
@@ -88,11 +97,35 @@ export function createAssistantsRepo(sql: Sql) {
       const id = graphIds.has(idOrGraph) ? systemAssistantId(idOrGraph) : idOrGraph;
       const found = await this.get(id);
       if (!found) {
-        throw notFound(
-          `No assistant found for "${idOrGraph}". Make sure the assistant ID is for a valid assistant or a valid graph ID.`,
-        );
+        throw assistantNotFound(idOrGraph);
       }
       return found;
+    },
+
+    /**
+     * `resolve` for run creation, from a small per-process cache. `token` is the row's
+     * xmin, which every change to the row moves (a delete and re-create too): the run's
+     * insert checks it (runs.createChecked) and the caller comes back with `fresh` when
+     * it no longer matches.
+     */
+    async resolveForRun(idOrGraph: string, graphIds: ReadonlySet<string>, fresh = false): Promise<{ assistant: Assistant; token: string }> {
+      const id = graphIds.has(idOrGraph) ? systemAssistantId(idOrGraph) : idOrGraph;
+      const cached = fresh ? undefined : runCache.get(id);
+      if (cached) return cached;
+      const [row] = isUuid(id)
+        ? await sql<Array<Assistant & { token: string }>>`
+            SELECT ${sql(COLUMNS)}, xmin::text AS token FROM assistant WHERE assistant_id = ${id}`
+        : [];
+      if (!row) {
+        runCache.delete(id);
+        throw assistantNotFound(idOrGraph);
+      }
+      const { token, ...assistant } = row;
+      const entry = { assistant: assistant as Assistant, token };
+      runCache.delete(id);
+      runCache.set(id, entry);
+      if (runCache.size > RUN_CACHE_SIZE) runCache.delete(runCache.keys().next().value!);
+      return entry;
     },
 
     /**

@@ -30,6 +30,17 @@ export interface CreateRunInput {
   after_seconds: number;
 }
 
+export interface CreateRunExtras {
+  /** `Assistant.token` as read: the insert is refused ("stale") if the assistant changed since. */
+  assistant_token?: string | null;
+  /** A local worker's free slot: a run that can start now is inserted claimed by it. */
+  claim?: { owner: string; leaseSecs: number } | null;
+}
+
+export type CreatedRun =
+  | { outcome: "created"; run: Run; inflight: string[]; claimed: ClaimedRun | null }
+  | { outcome: "stale" };
+
 /** A pending run the queue should (re)dispatch, and when it becomes eligible. */
 export interface Dispatch {
   run_id: string;
@@ -66,20 +77,36 @@ export function createRunsRepo(sql: Sql) {
      * the in-flight check and the insert are atomic (multitask `reject`).
      */
     async create(input: CreateRunInput): Promise<{ run: Run; inflight: string[] }> {
-      // One round trip (migration 0005 says why it is a function).
-      const [row] = await sql<Array<Run & { outcome: "created" | "missing" | "conflict"; inflight: string[] }>>`
-        SELECT * FROM openplane_create_run_v1(
+      const created = await this.createChecked(input);
+      if (created.outcome === "stale") throw new Error("unreachable: no assistant token was given");
+      return created;
+    },
+
+    /**
+     * `create`, and (one round trip, migration 0007):
+     * - with `assistant_token` (the assistant's `token` when it was read): "stale", writing
+     *   nothing, when the assistant changed since;
+     * - with `claim`: a run that can start now (nothing in flight on its thread, no delay)
+     *   is inserted already claimed for that worker, returned as `claimed`.
+     */
+    async createChecked(input: CreateRunInput & CreateRunExtras): Promise<CreatedRun> {
+      const claim = input.claim ?? null;
+      const [row] = await sql<Array<ClaimedRun & { outcome: "created" | "missing" | "conflict" | "stale"; inflight: string[] }>>`
+        SELECT * FROM openplane_create_run_v2(
           ${input.run_id}::uuid, ${input.thread_id}::uuid, ${input.assistant_id}::uuid, ${input.graph_id}::text,
           ${sql.json(input.metadata as never)}::jsonb, ${sql.json(input.kwargs as never)}::jsonb,
-          ${input.multitask_strategy}::text, ${input.after_seconds}::float8, ${input.if_not_exists === "create"}::boolean)`;
-      const { outcome, inflight, ...run } = row!;
+          ${input.multitask_strategy}::text, ${input.after_seconds}::float8, ${input.if_not_exists === "create"}::boolean,
+          ${input.assistant_token ?? null}::text, ${claim?.owner ?? null}::text, ${claim?.leaseSecs ?? null}::float8)`;
+      const { outcome, inflight, ...claimed } = row!;
+      if (outcome === "stale") return { outcome };
       if (outcome === "missing") throw notFound(`Thread with ID ${input.thread_id} not found`);
       if (outcome === "conflict") {
         throw conflict(
           "Thread is already running a task. Wait for it to finish or choose a different multitask strategy.",
         );
       }
-      return { run: run as Run, inflight };
+      const { attempt: _a, lease_owner: _o, lease_expires_at: _e, cancel_action: _c, ...run } = claimed;
+      return { outcome, run, inflight, claimed: claimed.status === "running" ? claimed : null };
     },
 
     async get(threadId: string | null, runId: string): Promise<Run | null> {

@@ -6,6 +6,7 @@ import { createLocalBell } from "../../src/queue/bell.js";
 import { createRunQueue } from "../../src/queue/claim-queue.js";
 import { createRedisBell } from "../../src/queue/redis-bell.js";
 import type { RunQueue, RunQueueConsumer } from "../../src/queue/run-queue.js";
+import type { ClaimedRun } from "../../src/storage/runs.js";
 import { hasRedis, redisSkipReason, redisUri, uniquePrefix } from "../helpers/services.js";
 
 // The queue's consumer logic and its doorbells. What is claimed comes from PostgreSQL in
@@ -284,5 +285,85 @@ describe.skipIf(!hasRedis())(`redis${hasRedis() ? "" : ` (skipped: ${redisSkipRe
     } finally {
       await Promise.all([api.close(), workerA.close(), workerB.close()]);
     }
+  });
+});
+
+describe("reserve: a free slot for a run claimed at insert", () => {
+  const claimed = (id: string) => ({ run_id: id }) as ClaimedRun;
+  const open: RunQueue[] = [];
+  afterAll(async () => {
+    for (const q of open) await q.close();
+  });
+  async function setup(opts: { concurrency: number; local?: boolean; claim?: () => Promise<string | null> }) {
+    const queue = createRunQueue(createLocalBell(), () => {});
+    open.push(queue);
+    const src = source();
+    const gates = new Map<string, () => void>();
+    const consumer = await queue.consume({
+      concurrency: opts.concurrency,
+      pollMs: 60_000,
+      claim: opts.claim ?? src.claim,
+      handler: async (id: string) => {
+        src.handled.push({ id, at: Date.now() });
+        await new Promise<void>((r) => gates.set(id, r));
+      },
+      local: opts.local === false ? undefined : { owner: "me", leaseSecs: 30, item: (run) => run.run_id },
+    });
+    await sleep(50); // the start-up look-around has found nothing
+    return { queue, src, consumer, finish: (id: string) => gates.get(id)?.() };
+  }
+
+  it("is null without a consumer here, or one that takes no local runs", async () => {
+    const queue = createRunQueue(createLocalBell(), () => {});
+    open.push(queue);
+    expect(queue.reserve()).toBeNull();
+    const { queue: q2 } = await setup({ concurrency: 2, local: false });
+    expect(q2.reserve()).toBeNull();
+  });
+
+  it("holds a slot: the taken run goes to the handler, and a full consumer gives no more", async () => {
+    const { queue, src, finish } = await setup({ concurrency: 1 });
+    const slot = queue.reserve();
+    expect(slot).toMatchObject({ owner: "me", leaseSecs: 30 });
+    expect(queue.reserve()).toBeNull(); // the only slot is held
+    slot!.take(claimed("local-1"), performance.now());
+    await waitFor(() => src.handled.length === 1, 5_000, "the taken run");
+    expect(src.handled[0]!.id).toBe("local-1");
+    expect(queue.reserve()).toBeNull(); // and now busy
+    expect(() => slot!.release()).toThrow(/already/);
+    finish("local-1");
+    await waitFor(() => queue.reserve() !== null, 5_000, "the slot freed");
+  });
+
+  it("a released slot is free again, and claims a ring heard while it was held", async () => {
+    const { queue, src } = await setup({ concurrency: 1 });
+    const slot = queue.reserve()!;
+    const claimsBefore = src.claims;
+    src.items.push("rung");
+    await queue.dispatch([ring()]);
+    await sleep(50);
+    expect(src.claims).toBe(claimsBefore); // no free slot to claim with
+    slot.release();
+    await waitFor(() => src.handled.length === 1, 5_000, "the rung run");
+    expect(src.handled[0]!.id).toBe("rung");
+  });
+
+  it("is null while runs may be waiting: a claim in flight, or rings not yet claimed", async () => {
+    let open!: () => void;
+    const gate = new Promise<void>((r) => (open = r));
+    let first = true;
+    const { queue } = await setup({
+      concurrency: 2,
+      claim: async () => {
+        if (first) {
+          first = false;
+          await gate;
+        }
+        return null;
+      },
+    });
+    expect(queue.reserve()).toBeNull(); // the start-up claim has not answered
+    open();
+    await waitFor(() => queue.reserve() !== null, 5_000, "a slot once the claim found nothing");
   });
 });

@@ -282,6 +282,61 @@ describe("runs repo: create", () => {
   });
 });
 
+describe("runs repo: createChecked (assistant token, claim at insert)", () => {
+  const claim = { owner: "local-worker", leaseSecs: 30 };
+  const tokenOf = async () => (await assistants.resolveForRun("agent", new Set(["agent"]), true)).token;
+
+  it("inserts a run that can start now already claimed: running, attempt 1, leased, started", async () => {
+    const t = await newThread();
+    const created = await runs.createChecked({ ...runInput(t.thread_id), claim });
+    if (created.outcome !== "created") throw new Error(created.outcome);
+    expect(created.run.status).toBe("running");
+    expect(created.claimed).toMatchObject({ run_id: created.run.run_id, attempt: 1, lease_owner: "local-worker", cancel_action: null });
+    expect(created.run).not.toHaveProperty("lease_owner");
+    const row = await runRow(created.run.run_id);
+    expect(row).toMatchObject({ status: "running", attempt: 1, lease_owner: "local-worker" });
+    expect(row.started_at).not.toBeNull();
+    const [lease] = await sql<{ ok: boolean }[]>`
+      SELECT lease_expires_at BETWEEN now() + interval '25 seconds' AND now() + interval '35 seconds' AS ok FROM run WHERE run_id = ${created.run.run_id}`;
+    expect(lease!.ok).toBe(true);
+    // No other worker can take it, and its holder finishes it as usual.
+    expect(await runs.claim(created.run.run_id, "other", 30)).toBeNull();
+    expect((await runs.finish({ run_id: created.run.run_id, owner: "local-worker", status: "success", values: {}, interrupts: {}, hasPendingNext: false, error: null })).finished).toBe(true);
+  });
+
+  it("leaves a run pending when its thread has one in flight, or it is delayed", async () => {
+    const t = await newThread();
+    const first = await runs.createChecked({ ...runInput(t.thread_id), claim });
+    const behind = await runs.createChecked({ ...runInput(t.thread_id), claim });
+    if (first.outcome !== "created" || behind.outcome !== "created") throw new Error("not created");
+    expect(behind.claimed).toBeNull();
+    expect(behind.run.status).toBe("pending");
+    expect(behind.inflight).toEqual([first.run.run_id]);
+    const other = await newThread();
+    const delayed = await runs.createChecked({ ...runInput(other.thread_id, { after_seconds: 5 }), claim });
+    if (delayed.outcome !== "created") throw new Error(delayed.outcome);
+    expect(delayed.claimed).toBeNull();
+    expect((await runRow(delayed.run.run_id)).status).toBe("pending");
+  });
+
+  it("refuses, writing nothing, when the assistant changed since its token was read", async () => {
+    const token = await tokenOf();
+    const t = await newThread();
+    const ok = await runs.createChecked({ ...runInput(t.thread_id), assistant_token: token });
+    expect(ok.outcome).toBe("created");
+    // A change to the assistant (here an empty patch: a new version) moves the token.
+    await assistants.patch(systemAssistantId("agent"), {});
+    const fresh = await tokenOf();
+    expect(fresh).not.toBe(token);
+    const threadId = uuidv7();
+    const stale = await runs.createChecked({ ...runInput(threadId, { if_not_exists: "create" }), assistant_token: token, claim });
+    expect(stale).toEqual({ outcome: "stale" });
+    expect(await threads.get(threadId)).toBeNull();
+    expect(await runCount(threadId)).toBe(0);
+    expect((await runs.createChecked({ ...runInput(threadId, { if_not_exists: "create" }), assistant_token: fresh })).outcome).toBe("created");
+  });
+});
+
 // ------------------------------------------------------------------------------------------------
 
 describe("runs repo: claim", () => {

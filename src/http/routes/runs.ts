@@ -147,8 +147,8 @@ export function runRoutes(): Hono {
 }
 
 /** Creates a run as the request's user (authorization, then the shared creation path). */
-const createAs = (c: Context, prepared: PreparedRun, b: Parameters<typeof createRunAuthorized>[3]) =>
-  createRunAuthorized(c.var.deps, c.get("auth") ?? null, prepared, b);
+const createAs = (c: Context, prepared: PreparedRun, b: Parameters<typeof createRunAuthorized>[3], opts?: { startHere?: boolean }) =>
+  createRunAuthorized(c.var.deps, c.get("auth") ?? null, prepared, b, opts);
 
 /** A run, authorized as `threads:<action>` on its thread: one the filters exclude is "not found". */
 async function getRun(c: Context, threadId: string | null, action: "read" | "update" = "read", extra: Record<string, unknown> = {}): Promise<Run> {
@@ -189,7 +189,8 @@ async function createSubscribed(c: Context, threadId: string | null, b: Paramete
   subscribing.catch(() => {});
   const prepared = { ...minted, ready: subscribing };
   try {
-    const run = await createAs(c, prepared, b);
+    // The caller sees the run's output, not its row: it may start in this process at insert.
+    const run = await createAs(c, prepared, b, { startHere: true });
     return { run, sub: await subscribing, path: runPath(run, prepared.stateless) };
   } catch (err) {
     await subscribing.then((sub) => sub.close(), () => {});
