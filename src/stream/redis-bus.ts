@@ -38,8 +38,33 @@ redis.call('PUBLISH', KEYS[2], id .. '\\n' .. prev .. '\\n' .. ARGV[3] .. '\\n' 
 return {id, prev}`;
 const APPEND_SHA = createHash("sha1").update(APPEND_SCRIPT).digest("hex");
 
+/**
+ * Appends events to a rolling log (a thread's) with Redis's own ids, publishing each with
+ * the id before it, and renews the log's expiry. KEYS: log, channel. ARGV: maxlen, ttl,
+ * prev (as in APPEND_SCRIPT: "" = read it from the log), then event, data for each event.
+ * Returns the new ids in order.
+ */
+const ROLLING_SCRIPT = `
+local prev = ARGV[3]
+if prev == '' then
+  local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+  if last[1] then prev = last[1][1] else prev = '0-0' end
+end
+local ids = {}
+for i = 4, #ARGV, 2 do
+  local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'e', ARGV[i], 'd', ARGV[i + 1])
+  redis.call('PUBLISH', KEYS[2], id .. '\\n' .. prev .. '\\n' .. ARGV[i] .. '\\n' .. ARGV[i + 1])
+  prev = id
+  ids[#ids + 1] = id
+end
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+return ids`;
+const ROLLING_SHA = createHash("sha1").update(ROLLING_SCRIPT).digest("hex");
+
 /** Escapes Redis glob characters, so a key prefix is matched literally inside a pattern. */
 const globEscape = (s: string) => s.replace(/[\\*?[\]]/g, (ch) => `\\${ch}`);
+
+type RollingBatch = Array<{ event: string; data: string; resolve: (id: string) => void; reject: (err: unknown) => void }>;
 
 /** A Map that drops its oldest entries past `max` (per-log state of logs this process wrote). */
 function boundedSet<V>(map: Map<string, V>, key: string, value: V, max: number): void {
@@ -95,6 +120,8 @@ export function createRedisBus(opts: {
   /** Per rolling log (a thread's): the id Redis gave this process's last append, and appends in flight. */
   const rollingLast = new Map<string, string>();
   const rollingInFlight = new Map<string, number>();
+  /** Rolling appends of this tick, per log, not sent yet. */
+  const rollingBatches = new Map<string, RollingBatch>();
 
   // One subscriber connection per process, shared by every local listener.
   let subscriber: Redis | null = null;
@@ -205,19 +232,43 @@ export function createRedisBus(opts: {
     }
   }
 
-  /** A rolling log takes Redis's own ids: increasing across processes, no clock kept here. */
-  async function appendRolling(key: string, event: string, data: string): Promise<string> {
+  /**
+   * A rolling log takes Redis's own ids: increasing across processes, no clock kept here.
+   * Appends to one log issued in the same tick (a run's end: its status and the thread's
+   * new state) go in one script call, in call order.
+   */
+  function appendRolling(key: string, event: string, data: string): Promise<string> {
+    return new Promise((resolve, reject) => {
+      let batch = rollingBatches.get(key);
+      if (!batch) {
+        const fresh: RollingBatch = [];
+        rollingBatches.set(key, fresh);
+        batch = fresh;
+        queueMicrotask(() => {
+          rollingBatches.delete(key);
+          void sendRolling(key, fresh);
+        });
+      }
+      batch.push({ event, data, resolve, reject });
+    });
+  }
+
+  async function sendRolling(key: string, batch: RollingBatch): Promise<void> {
     const inFlight = rollingInFlight.get(key) ?? 0;
     // Our last id is the log's previous entry only if no append of ours is still on its way.
     const prev = inFlight === 0 ? (rollingLast.get(key) ?? "") : "";
     rollingInFlight.set(key, inFlight + 1);
+    const args = [logKey(key), evChannel(key), maxEvents, opts.ttlSecs, prev, ...batch.flatMap((b) => [b.event, b.data])] as const;
     try {
-      const [id] = await appendScript(key, "*", event, data, opts.ttlSecs, prev);
-      if ((rollingInFlight.get(key) ?? 1) === 1) boundedSet(rollingLast, key, id, maxTracked);
-      return id;
+      const ids = (await client.evalsha(ROLLING_SHA, 2, ...args).catch((err: unknown) => {
+        if (/NOSCRIPT/.test(String((err as Error).message))) return client.eval(ROLLING_SCRIPT, 2, ...args);
+        throw err;
+      })) as string[];
+      if ((rollingInFlight.get(key) ?? 1) === 1) boundedSet(rollingLast, key, ids.at(-1)!, maxTracked);
+      batch.forEach((b, i) => b.resolve(ids[i]!));
     } catch (err) {
       rollingLast.delete(key);
-      throw err;
+      for (const b of batch) b.reject(err);
     } finally {
       const n = (rollingInFlight.get(key) ?? 1) - 1;
       if (n > 0) rollingInFlight.set(key, n);

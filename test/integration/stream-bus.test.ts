@@ -381,6 +381,42 @@ describe.skipIf(!hasRedis())(`redis bus${hasRedis() ? "" : ` (skipped: ${redisSk
     expect((await collect(sub)).map((e) => e.id)).toEqual([a, b]);
   });
 
+  it("rolling appends issued in the same tick go to Redis in one script call, in order, each delivered live", async () => {
+    const prefix = `${uniquePrefix("rollbatch")}:`;
+    const bus = makeBus(prefix, 120);
+    const stream = `thread:${uuidv7()}`;
+    const key = `${prefix}run:${stream}:log`;
+    const monitor = await client().monitor();
+    const calls: string[][] = [];
+    monitor.on("monitor", (_time: string, args: string[]) => {
+      if (args.includes(key) && /^eval/i.test(args[0] ?? "")) calls.push(args);
+    });
+    const sub = await bus.subscribe(stream, {});
+    const reading = (async () => {
+      const seen: string[] = [];
+      for await (const ev of sub) {
+        seen.push(`${ev.event}:${ev.data}`);
+        if (seen.length === 4) break;
+      }
+      return seen;
+    })();
+    const first = await Promise.all([
+      bus.publish(stream, "lifecycle", '{"n":1}', { rolling: true }),
+      bus.publish(stream, "state_update", '{"n":2}', { rolling: true }),
+    ]);
+    const second = await Promise.all([
+      bus.publish(stream, "lifecycle", '{"n":3}', { rolling: true }),
+      bus.publish(stream, "state_update", '{"n":4}', { rolling: true }),
+    ]);
+    const ids = [...first, ...second];
+    for (let i = 1; i < ids.length; i++) expect(compareIds(ids[i]!, ids[i - 1]!)).toBeGreaterThan(0);
+    expect(await reading).toEqual(['lifecycle:{"n":1}', 'state_update:{"n":2}', 'lifecycle:{"n":3}', 'state_update:{"n":4}']);
+    await sub.close();
+    await new Promise((r) => setTimeout(r, 100)); // MONITOR lines trail the replies
+    expect(calls).toHaveLength(2);
+    monitor.disconnect();
+  });
+
   it("keys live under the configured prefix", async () => {
     const prefix = `${uniquePrefix("keys")}:`;
     const bus = makeBus(prefix);
