@@ -72,6 +72,8 @@ function startConsumer<T>(opts: ConsumeOptions<T>, onError: (err: unknown) => vo
   let pumping: Promise<void> | null = null;
   let closed = false;
   const handlers = new Set<Promise<void>>();
+  /** Slots held for runs being inserted claimed (reserve): close waits for them too. */
+  const reservations = new Set<Promise<void>>();
   const timers = new Set<NodeJS.Timeout>();
 
   const later = (ms: number, fn: () => void) => {
@@ -155,22 +157,26 @@ function startConsumer<T>(opts: ConsumeOptions<T>, onError: (err: unknown) => vo
     if (!local || closed || wanted() || pumping !== null || active >= opts.concurrency) return null;
     active++;
     let settled = false;
-    const settle = () => {
+    let done!: () => void;
+    const held = new Promise<void>((r) => (done = r));
+    reservations.add(held);
+    const settle = (use: () => void) => {
       if (settled) throw new Error("slot already taken or released");
       settled = true;
+      use();
+      reservations.delete(held);
+      done();
     };
     return {
       owner: local.owner,
       leaseSecs: local.leaseSecs,
-      take: (claimed, claimStarted) => {
-        settle();
-        run(local.item(claimed, claimStarted));
-      },
-      release: () => {
-        settle();
-        active--;
-        if (wanted()) kick();
-      },
+      // The handler is registered before close() stops waiting for the slot.
+      take: (claimed, claimStarted) => settle(() => run(local.item(claimed, claimStarted))),
+      release: () =>
+        settle(() => {
+          active--;
+          if (wanted()) kick();
+        }),
     };
   };
 
@@ -188,6 +194,8 @@ function startConsumer<T>(opts: ConsumeOptions<T>, onError: (err: unknown) => vo
       timers.clear();
       if (force) return;
       await pumping;
+      // A run inserted claimed while we close still reaches its handler, which hands it back.
+      await Promise.allSettled([...reservations]);
       await Promise.allSettled([...handlers]);
     },
   };

@@ -348,6 +348,23 @@ describe("reserve: a free slot for a run claimed at insert", () => {
     expect(src.handled[0]!.id).toBe("rung");
   });
 
+  it("close waits for a held slot: a run taken meanwhile still reaches the handler (which hands it back)", async () => {
+    const { src, consumer, finish } = await setup({ concurrency: 1 });
+    const q = open.at(-1)!;
+    const slot = q.reserve()!;
+    let closed = false;
+    const closing = consumer.close(false).then(() => (closed = true));
+    expect(q.reserve()).toBeNull(); // no new slot once closing
+    await sleep(50);
+    expect(closed).toBe(false);
+    slot.take(claimed("late"), performance.now());
+    expect(src.handled.map((h) => h.id)).toEqual(["late"]);
+    await sleep(50);
+    expect(closed).toBe(false); // its handler has not finished
+    finish("late");
+    await closing;
+  });
+
   it("is null while runs may be waiting: a claim in flight, or rings not yet claimed", async () => {
     let open!: () => void;
     const gate = new Promise<void>((r) => (open = r));
