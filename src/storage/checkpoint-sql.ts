@@ -63,6 +63,9 @@ export function checkpointStatements(schema: string): CheckpointStatements {
 
   // Values and writes come back as parallel arrays (one aggregation pass, so
   // the same row order in each): cheaper to decode than nested bytea arrays.
+  // Each channel's blob is one primary-key lookup: the LIMIT keeps the planner from
+  // turning the lookups into a hash join over every blob of the thread, which it did
+  // (jsonb_each_text is estimated at 100 rows), making a read grow with the thread's history.
   const select = (where: string) => `SELECT c.checkpoint_id, c.parent_checkpoint_id, c.checkpoint, c.metadata::text AS metadata,
   v.channels AS cv_channels, v.types AS cv_types, v.blobs AS cv_blobs,
   w.tasks AS pw_tasks, w.channels AS pw_channels, w.types AS pw_types, w.blobs AS pw_blobs
@@ -70,8 +73,10 @@ FROM (SELECT * FROM ${cp} WHERE ${where}) c
 LEFT JOIN LATERAL (
   SELECT array_agg(b.channel) AS channels, array_agg(b.type) AS types, array_agg(b.blob) AS blobs
   FROM jsonb_each_text(c.checkpoint -> 'channel_versions') AS cv(channel, version)
-  JOIN ${blobs} b ON b.thread_id = c.thread_id AND b.checkpoint_ns = c.checkpoint_ns
-    AND b.channel = cv.channel AND b.version = cv.version
+  CROSS JOIN LATERAL (
+    SELECT b.channel, b.type, b.blob FROM ${blobs} b
+    WHERE b.thread_id = c.thread_id AND b.checkpoint_ns = c.checkpoint_ns AND b.channel = cv.channel AND b.version = cv.version
+    LIMIT 1) b
 ) v ON true
 LEFT JOIN LATERAL (
   SELECT array_agg(x.task_id ORDER BY x.task_id, x.idx) AS tasks,

@@ -23,6 +23,7 @@ import { validate } from "@langchain/langgraph-checkpoint-validation";
 import { PostgresSaver } from "@langchain/langgraph-checkpoint-postgres";
 import pg from "pg";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { checkpointStatements } from "../../src/storage/checkpoint-sql.js";
 import { RunAwarePostgresSaver } from "../../src/storage/checkpointer.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/services.js";
 
@@ -447,6 +448,45 @@ describe("statements per invoke", () => {
     expect(result["ours 10"]).toBe(24);
   });
 });
+
+describe("reads on a long thread", () => {
+  it("look up only the checkpoint's own blobs, however many the thread has (generic plan)", async () => {
+    const schema = await newSchema();
+    const pool = newPool();
+    const saver = new RunAwarePostgresSaver(pool, { schema });
+    await saver.setup();
+    const g = steps(1).compile({ checkpointer: saver });
+    const threadId = randomUUID();
+    for (let i = 0; i < 40; i++) await g.invoke({ log: [] }, { configurable: { thread_id: threadId } });
+    const [{ n }] = (await pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${schema}.checkpoint_blobs WHERE thread_id = $1`, [threadId])).rows as [{ n: number }];
+    expect(n).toBeGreaterThan(80);
+
+    // As the prepared statement runs after its fifth use: a plan for any thread.
+    const client = await pool.connect();
+    try {
+      await client.query("SET plan_cache_mode = force_generic_plan");
+      await client.query(`PREPARE latest(text, text) AS ${checkpointStatements(schema).selectLatest.text}`);
+      const { rows } = await client.query<{ "QUERY PLAN": Array<{ Plan: PlanNode }> }>(
+        `EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE latest('${threadId}', '')`,
+      );
+      const blobRows = (node: PlanNode): number =>
+        (node["Relation Name"] === "checkpoint_blobs" ? node["Actual Rows"] * node["Actual Loops"] : 0) +
+        (node.Plans ?? []).reduce((sum, child) => sum + blobRows(child), 0);
+      const channels = Object.keys(((await saver.getTuple({ configurable: { thread_id: threadId } }))!.checkpoint.channel_versions)).length;
+      expect(blobRows(rows[0]!["QUERY PLAN"][0]!.Plan)).toBeLessThanOrEqual(channels);
+    } finally {
+      await client.query("DEALLOCATE ALL").catch(() => {});
+      client.release();
+    }
+  });
+});
+
+interface PlanNode {
+  "Relation Name"?: string;
+  "Actual Rows": number;
+  "Actual Loops": number;
+  Plans?: PlanNode[];
+}
 
 // ------------------------------------------------------------ rough timing (opt-in)
 
