@@ -34,131 +34,119 @@ const runRow = async (stack: TestStack, runId: string) => {
 
 const runIdOf = (res: Response) => /\/runs\/([0-9a-f-]{36})/.exec(res.headers.get("Content-Location") ?? "")?.[1] ?? "";
 
-describe("runs started at insert", () => {
-  let db: TestDatabase;
-  let stack: TestStack;
-  let api: ApiClient;
-  let viaQueue: Set<string>;
-
+/** A stack with a worker in the same process, for the tests of one describe block. */
+function stackWithWorker(name: string, configPath: string, workerConcurrency: number) {
+  const s = {} as { db: TestDatabase; stack: TestStack; api: ApiClient; viaQueue: Set<string> };
   beforeAll(async () => {
-    db = await createTestDatabase("start_here");
-    stack = await createTestStack({ postgresUri: db.uri, configPath: API_GRAPHS, worker: true, workerConcurrency: 2 });
-    api = apiClient(stack);
-    viaQueue = recordClaims(stack);
+    s.db = await createTestDatabase(name);
+    s.stack = await createTestStack({ postgresUri: s.db.uri, configPath, worker: true, workerConcurrency });
+    s.api = apiClient(s.stack);
+    s.viaQueue = recordClaims(s.stack);
   });
   afterAll(async () => {
-    await stack?.close();
-    await db?.drop();
+    await s.stack?.close();
+    await s.db?.drop();
   });
+  return s;
+}
+
+describe("runs started at insert", () => {
+  const s = stackWithWorker("start_here", API_GRAPHS, 2);
 
   it("a waited run on an idle thread starts in this process without a claim and finishes as attempt 1", async () => {
-    const t = await api.json<{ thread_id: string }>("POST", "/threads", {});
-    const res = await api.request("POST", `/threads/${t.thread_id}/runs/wait`, { assistant_id: "counter", input: { count: 1 } });
+    const t = await s.api.json<{ thread_id: string }>("POST", "/threads", {});
+    const res = await s.api.request("POST", `/threads/${t.thread_id}/runs/wait`, { assistant_id: "counter", input: { count: 1 } });
     expect(res.status).toBe(200);
     expect(await res.json()).toMatchObject({ count: 4, steps: ["one", "two", "three"] });
     const runId = runIdOf(res);
-    const row = await runRow(stack, runId);
+    const row = await runRow(s.stack, runId);
     expect(row).toMatchObject({ status: "success", attempt: 1, lease_owner: null });
     expect(row.started_at).not.toBeNull();
-    expect(viaQueue.has(runId)).toBe(false);
-    const thread = await api.json<Json>("GET", `/threads/${t.thread_id}`);
+    expect(s.viaQueue.has(runId)).toBe(false);
+    const thread = await s.api.json<Json>("GET", `/threads/${t.thread_id}`);
     expect(thread.status).toBe("idle");
   });
 
   it("a streamed stateless run too; its temporary thread is removed as before", async () => {
-    const before = await stack.counts();
-    const res = await api.request("POST", "/runs/stream", { assistant_id: "counter", input: { count: 0 }, stream_mode: ["values"] });
+    const before = await s.stack.counts();
+    const res = await s.api.request("POST", "/runs/stream", { assistant_id: "counter", input: { count: 0 }, stream_mode: ["values"] });
     expect(res.status).toBe(200);
     const text = await res.text();
     expect(text).toContain("event: metadata");
     expect(text).toContain('"steps":["one","two","three"]');
     const runId = runIdOf(res);
-    expect(viaQueue.has(runId)).toBe(false);
-    await expect.poll(async () => (await stack.counts()).thread, { timeout: 5_000 }).toBe(before.thread);
+    expect(s.viaQueue.has(runId)).toBe(false);
+    await expect.poll(async () => (await s.stack.counts()).thread, { timeout: 5_000 }).toBe(before.thread);
   });
 
   it("a background run is not: its response says pending, as the official server's does, and the queue claims it", async () => {
-    const t = await api.json<{ thread_id: string }>("POST", "/threads", {});
-    const run = await api.json<{ run_id: string; status: string }>("POST", `/threads/${t.thread_id}/runs`, { assistant_id: "counter", input: { count: 1 } });
+    const t = await s.api.json<{ thread_id: string }>("POST", "/threads", {});
+    const run = await s.api.json<{ run_id: string; status: string }>("POST", `/threads/${t.thread_id}/runs`, { assistant_id: "counter", input: { count: 1 } });
     expect(run.status).toBe("pending");
-    await api.json("GET", `/threads/${t.thread_id}/runs/${run.run_id}/join`);
-    expect((await runRow(stack, run.run_id)).status).toBe("success");
-    expect(viaQueue.has(run.run_id)).toBe(true);
+    await s.api.json("GET", `/threads/${t.thread_id}/runs/${run.run_id}/join`);
+    expect((await runRow(s.stack, run.run_id)).status).toBe("success");
+    expect(s.viaQueue.has(run.run_id)).toBe(true);
   });
 
   it("an assistant changed by another process is read again before the run is inserted", async () => {
-    const a = await api.json<{ assistant_id: string }>("POST", "/assistants", { graph_id: "counter", config: { configurable: { tier: "one" } } });
-    const t = await api.json<{ thread_id: string }>("POST", "/threads", {});
+    const a = await s.api.json<{ assistant_id: string }>("POST", "/assistants", { graph_id: "counter", config: { configurable: { tier: "one" } } });
+    const t = await s.api.json<{ thread_id: string }>("POST", "/threads", {});
     const wait = async () => {
-      const res = await api.request("POST", `/threads/${t.thread_id}/runs/wait`, { assistant_id: a.assistant_id, input: { count: 0 } });
+      const res = await s.api.request("POST", `/threads/${t.thread_id}/runs/wait`, { assistant_id: a.assistant_id, input: { count: 0 } });
       return { res, id: runIdOf(res) };
     };
     const first = await wait();
     expect(first.res.status).toBe(200);
     const configurable = (row: { kwargs: Json }) => (row.kwargs.config as { configurable: Json }).configurable;
-    expect(configurable(await runRow(stack, first.id)).tier).toBe("one");
+    expect(configurable(await runRow(s.stack, first.id)).tier).toBe("one");
 
     // Another replica's repository (its own cache) patches the assistant: this process's copy is stale.
-    const elsewhere = createAssistantsRepo(stack.sql);
+    const elsewhere = createAssistantsRepo(s.stack.sql);
     await elsewhere.patch(a.assistant_id, { config: { configurable: { tier: "two" } } });
     const second = await wait();
     expect(second.res.status).toBe(200);
-    expect(configurable(await runRow(stack, second.id)).tier).toBe("two");
+    expect(configurable(await runRow(s.stack, second.id)).tier).toBe("two");
 
     // Deleted elsewhere: the run is refused and nothing is written.
     await elsewhere.delete(a.assistant_id);
-    const before = await stack.counts();
-    const third = await api.request("POST", `/threads/${t.thread_id}/runs/wait`, { assistant_id: a.assistant_id, input: { count: 0 } });
+    const before = await s.stack.counts();
+    const third = await s.api.request("POST", `/threads/${t.thread_id}/runs/wait`, { assistant_id: a.assistant_id, input: { count: 0 } });
     expect(third.status).toBe(404);
     expect((await third.json()) as Json).toMatchObject({ detail: expect.stringContaining(a.assistant_id) });
-    expect(await stack.counts()).toEqual(before);
+    expect(await s.stack.counts()).toEqual(before);
   });
 
   it("a failed insert gives the slot back: the worker still runs as many runs at once as it has slots", async () => {
     const missing = uuidv7();
     for (let i = 0; i < 4; i++) {
-      const res = await api.request("POST", `/threads/${missing}/runs/wait`, { assistant_id: "counter", input: { count: 0 } });
+      const res = await s.api.request("POST", `/threads/${missing}/runs/wait`, { assistant_id: "counter", input: { count: 0 } });
       expect(res.status).toBe(404);
     }
-    const threads = await Promise.all([0, 1].map(() => api.json<{ thread_id: string }>("POST", "/threads", {})));
+    const threads = await Promise.all([0, 1].map(() => s.api.json<{ thread_id: string }>("POST", "/threads", {})));
     const results = await Promise.all(
-      threads.map((t) => api.request("POST", `/threads/${t.thread_id}/runs/wait`, { assistant_id: "counter", input: { count: 0 } })),
+      threads.map((t) => s.api.request("POST", `/threads/${t.thread_id}/runs/wait`, { assistant_id: "counter", input: { count: 0 } })),
     );
     for (const res of results) {
       expect(res.status).toBe(200);
-      expect(viaQueue.has(runIdOf(res))).toBe(false);
+      expect(s.viaQueue.has(runIdOf(res))).toBe(false);
     }
   });
 });
 
 describe("runs started at insert: busy threads and full slots", () => {
-  let db: TestDatabase;
-  let stack: TestStack;
-  let api: ApiClient;
-  let viaQueue: Set<string>;
-
-  beforeAll(async () => {
-    db = await createTestDatabase("start_here_busy");
-    stack = await createTestStack({ postgresUri: db.uri, configPath: "test/fixtures/slow/langgraph.json", worker: true, workerConcurrency: 1 });
-    api = apiClient(stack);
-    viaQueue = recordClaims(stack);
-  });
-  afterAll(async () => {
-    await stack?.close();
-    await db?.drop();
-  });
+  const s = stackWithWorker("start_here_busy", "test/fixtures/slow/langgraph.json", 1);
 
   it("a run behind one in flight on its thread waits its turn; one arriving while every slot is busy goes through the queue", async () => {
-    const t = await api.json<{ thread_id: string }>("POST", "/threads", {});
-    const other = await api.json<{ thread_id: string }>("POST", "/threads", {});
+    const t = await s.api.json<{ thread_id: string }>("POST", "/threads", {});
+    const other = await s.api.json<{ thread_id: string }>("POST", "/threads", {});
     const body = { assistant_id: "slow", input: { steps: [] } };
-    const first = api.request("POST", `/threads/${t.thread_id}/runs/wait`, body);
+    const first = s.api.request("POST", `/threads/${t.thread_id}/runs/wait`, body);
     // The first run holds the only slot (it started at insert: it shows as running at once).
     await expect
-      .poll(async () => (await api.json<Array<{ status: string }>>("GET", `/threads/${t.thread_id}/runs`)).map((r) => r.status), { timeout: 5_000 })
+      .poll(async () => (await s.api.json<Array<{ status: string }>>("GET", `/threads/${t.thread_id}/runs`)).map((r) => r.status), { timeout: 5_000 })
       .toEqual(["running"]);
-    const behind = api.request("POST", `/threads/${t.thread_id}/runs/wait`, { ...body, multitask_strategy: "enqueue" });
-    const elsewhere = api.request("POST", `/threads/${other.thread_id}/runs/wait`, body);
+    const behind = s.api.request("POST", `/threads/${t.thread_id}/runs/wait`, { ...body, multitask_strategy: "enqueue" });
+    const elsewhere = s.api.request("POST", `/threads/${other.thread_id}/runs/wait`, body);
     const [r1, r2, r3] = await Promise.all([first, behind, elsewhere]);
     for (const res of [r1, r2, r3]) expect(res.status).toBe(200);
     expect(await Promise.all([r1, r2, r3].map((r) => r.json()))).toEqual([
@@ -167,17 +155,17 @@ describe("runs started at insert: busy threads and full slots", () => {
       { steps: ["start", "slept"] },
     ]);
     const [id1, id2, id3] = [r1, r2, r3].map(runIdOf);
-    expect(viaQueue.has(id1!)).toBe(false);
-    expect(viaQueue.has(id2!)).toBe(true);
-    expect(viaQueue.has(id3!)).toBe(true);
+    expect(s.viaQueue.has(id1!)).toBe(false);
+    expect(s.viaQueue.has(id2!)).toBe(true);
+    expect(s.viaQueue.has(id3!)).toBe(true);
     // FIFO on the thread: the second run started after the first ended.
-    const order = await stack.sql<Array<{ run_id: string; after_previous: boolean | null }>>`
+    const order = await s.stack.sql<Array<{ run_id: string; after_previous: boolean | null }>>`
       SELECT run_id, started_at >= lag(ended_at) OVER (ORDER BY started_at) AS after_previous
       FROM run WHERE thread_id = ${t.thread_id} ORDER BY started_at`;
     expect(order).toEqual([
       { run_id: id1, after_previous: null },
       { run_id: id2, after_previous: true },
     ]);
-    for (const id of [id1, id2, id3]) expect(await runRow(stack, id!)).toMatchObject({ status: "success", attempt: 1 });
+    for (const id of [id1, id2, id3]) expect(await runRow(s.stack, id!)).toMatchObject({ status: "success", attempt: 1 });
   });
 });
