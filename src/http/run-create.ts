@@ -55,6 +55,8 @@ export async function createRun(
   // The assistant comes from a cache the insert checks: changed meanwhile, read it again.
   for (let attempt = 0; ; attempt++) {
     const { assistant, token } = await deps.assistants.resolveForRun(b.assistant_id, deps.graphs.ids, attempt > 0);
+    // A graph not served here may be an old copy's: read it again before refusing.
+    if (attempt === 0 && !deps.graphs.ids.has(assistant.graph_id)) continue;
     const created = await insertRun(deps, prepared, b, auth, assistant, attempt < MAX_STALE_RETRIES ? token : null, opts.startHere ?? false);
     if (created) return created;
   }
@@ -134,7 +136,13 @@ async function insertRun(
       claim: slot && { owner: slot.owner, leaseSecs: slot.leaseSecs },
     });
   } catch (err) {
-    slot?.release();
+    if (slot) {
+      slot.release();
+      // The insert may have committed with the claim before its reply was lost: hand the run
+      // back now rather than when the lease lapses (nothing here executes it).
+      const back = await deps.runs.release(prepared.run_id, slot.owner).catch(() => null);
+      if (back) await deps.queue.dispatch([back]).catch(() => {});
+    }
     throw err;
   }
   if (created.outcome === "stale") {

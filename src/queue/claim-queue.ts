@@ -163,9 +163,12 @@ function startConsumer<T>(opts: ConsumeOptions<T>, onError: (err: unknown) => vo
     const settle = (use: () => void) => {
       if (settled) throw new Error("slot already taken or released");
       settled = true;
-      use();
-      reservations.delete(held);
-      done();
+      try {
+        use();
+      } finally {
+        reservations.delete(held);
+        done();
+      }
     };
     return {
       owner: local.owner,

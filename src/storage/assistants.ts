@@ -111,7 +111,12 @@ export function createAssistantsRepo(sql: Sql) {
     async resolveForRun(idOrGraph: string, graphIds: ReadonlySet<string>, fresh = false): Promise<{ assistant: Assistant; token: string }> {
       const id = graphIds.has(idOrGraph) ? systemAssistantId(idOrGraph) : idOrGraph;
       const cached = fresh ? undefined : runCache.get(id);
-      if (cached) return cached;
+      if (cached) {
+        // Most recently used last: the bound evicts the least recently used.
+        runCache.delete(id);
+        runCache.set(id, cached);
+        return cached;
+      }
       const [row] = isUuid(id)
         ? await sql<Array<Assistant & { token: string }>>`
             SELECT ${sql(COLUMNS)}, xmin::text AS token FROM assistant WHERE assistant_id = ${id}`
@@ -160,6 +165,7 @@ export function createAssistantsRepo(sql: Sql) {
      * makes it the latest. The row lock orders concurrent patches.
      */
     async patch(id: string, p: AssistantPatch): Promise<Assistant | null> {
+      runCache.delete(id); // saves run creation a refused insert (the token would catch it)
       return sql.begin(async (tx) => {
         const [cur] = await tx<Assistant[]>`SELECT ${tx(COLUMNS)} FROM assistant WHERE assistant_id = ${id} FOR UPDATE`;
         if (!cur) return null;
@@ -192,6 +198,7 @@ export function createAssistantsRepo(sql: Sql) {
 
     /** Deletes the assistant and all its versions. Returns false if it did not exist. */
     async delete(id: string): Promise<boolean> {
+      runCache.delete(id); // saves run creation a refused insert (the token would catch it)
       if (!isUuid(id)) return false;
       const rows = await sql`DELETE FROM assistant WHERE assistant_id = ${id} RETURNING assistant_id`;
       return rows.length > 0;
@@ -235,6 +242,7 @@ export function createAssistantsRepo(sql: Sql) {
      * assistant. Returns null when the assistant or the version is missing.
      */
     async setLatest(id: string, version: number): Promise<Assistant | null> {
+      runCache.delete(id); // saves run creation a refused insert (the token would catch it)
       const [row] = await sql<Assistant[]>`
         UPDATE assistant a SET
           graph_id = v.graph_id, config = v.config, context = v.context, metadata = v.metadata,

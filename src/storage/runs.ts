@@ -31,7 +31,7 @@ export interface CreateRunInput {
 }
 
 export interface CreateRunExtras {
-  /** `Assistant.token` as read: the insert is refused ("stale") if the assistant changed since. */
+  /** The assistant's token from assistants.resolveForRun: the insert is refused ("stale") if the row changed since. */
   assistant_token?: string | null;
   /** A local worker's free slot: a run that can start now is inserted claimed by it. */
   claim?: { owner: string; leaseSecs: number } | null;

@@ -208,7 +208,18 @@ export function createRedisBus(opts: {
     return [got, last];
   };
 
+  /** Sends the rolling appends still waiting for the end of the tick, so they keep call order. */
+  function sendRollingNow(): void {
+    for (const [key, batch] of rollingBatches) {
+      rollingBatches.delete(key);
+      void sendRolling(key, batch);
+    }
+  }
+
   async function append(runId: string, event: string, data: string, ttl = 0): Promise<string> {
+    // A thread event issued before this append goes to Redis before it (a run's end status
+    // precedes the end of its stream, see worker.ts).
+    sendRollingNow();
     for (let attempt = 0; ; attempt++) {
       const prev = lastIssued.get(runId) ?? "";
       const id = clock.next(runId);
@@ -235,7 +246,8 @@ export function createRedisBus(opts: {
   /**
    * A rolling log takes Redis's own ids: increasing across processes, no clock kept here.
    * Appends to one log issued in the same tick (a run's end: its status and the thread's
-   * new state) go in one script call, in call order.
+   * new state) go in one script call, in call order; a run-log append issued after them
+   * sends them first.
    */
   function appendRolling(key: string, event: string, data: string): Promise<string> {
     return new Promise((resolve, reject) => {
@@ -245,6 +257,7 @@ export function createRedisBus(opts: {
         rollingBatches.set(key, fresh);
         batch = fresh;
         queueMicrotask(() => {
+          if (rollingBatches.get(key) !== fresh) return; // sent by an append meanwhile
           rollingBatches.delete(key);
           void sendRolling(key, fresh);
         });

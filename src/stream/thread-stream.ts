@@ -123,7 +123,15 @@ export async function openThreadStream(
           }
           continue;
         }
-        await stopFollowing(); // runs of a thread execute one at a time
+        const current = following as Following | null;
+        if (current && current.runId !== runId) {
+          // A run's end logged after the next run's start (they come from different
+          // processes): runs of a thread execute one at a time, so it is the earlier run's.
+          // Keep following the current one; this is said after its events.
+          if (!seen && showLifecycle) held.push(ev);
+          continue;
+        }
+        await stopFollowing();
         flush();
         if (!seen && showLifecycle) out.push(ev);
         continue;

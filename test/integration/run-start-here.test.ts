@@ -116,6 +116,35 @@ describe("runs started at insert", () => {
     expect(await s.stack.counts()).toEqual(before);
   });
 
+  it("an assistant cached while its graph was not served here is read again once another replica moves it", async () => {
+    const elsewhere = createAssistantsRepo(s.stack.sql);
+    const a = await elsewhere.create({ assistant_id: uuidv7(), graph_id: "served-elsewhere", config: {}, context: {}, metadata: {}, name: "x", description: null, if_exists: "raise" });
+    const t = await s.api.json<{ thread_id: string }>("POST", "/threads", {});
+    const body = { assistant_id: a.assistant_id, input: { count: 0 } };
+    await s.api.fails("POST", `/threads/${t.thread_id}/runs/wait`, body, 422, /not served here/);
+    await elsewhere.patch(a.assistant_id, { graph_id: "counter" });
+    expect((await s.api.request("POST", `/threads/${t.thread_id}/runs/wait`, body)).status).toBe(200);
+  });
+
+  it("a claimed insert whose reply is lost is handed back at once and still runs", async () => {
+    const runs = s.stack.deps.runs;
+    const real = runs.createChecked.bind(runs);
+    let lost = "";
+    runs.createChecked = async (input) => {
+      const created = await real(input);
+      runs.createChecked = real;
+      if (created.outcome === "created") lost = created.run.run_id;
+      throw new Error("connection reset after commit");
+    };
+    const t = await s.api.json<{ thread_id: string }>("POST", "/threads", {});
+    const res = await s.api.request("POST", `/threads/${t.thread_id}/runs/wait`, { assistant_id: "counter", input: { count: 0 } });
+    expect(res.status).toBe(500);
+    expect(lost).not.toBe("");
+    // Back to pending right away (not after the 30 s lease), then taken through the queue.
+    await expect.poll(async () => (await runRow(s.stack, lost)).status, { timeout: 10_000 }).toBe("success");
+    expect(s.viaQueue.has(lost)).toBe(true);
+  });
+
   it("a failed insert gives the slot back: the worker still runs as many runs at once as it has slots", async () => {
     const missing = uuidv7();
     for (let i = 0; i < 4; i++) {

@@ -417,6 +417,28 @@ describe.skipIf(!hasRedis())(`redis bus${hasRedis() ? "" : ` (skipped: ${redisSk
     monitor.disconnect();
   });
 
+  it("a run-log append sends the thread-log appends issued before it first (a run's end status precedes its stream's end)", async () => {
+    const prefix = `${uniquePrefix("rollorder")}:`;
+    const bus = makeBus(prefix, 120);
+    const stream = `thread:${uuidv7()}`;
+    const run = uuidv7();
+    const [threadKey, runKey] = [`${prefix}run:${stream}:log`, `${prefix}run:${run}:log`];
+    const monitor = await client().monitor();
+    const order: string[] = [];
+    monitor.on("monitor", (_time: string, args: string[]) => {
+      if (!/^eval/i.test(args[0] ?? "")) return;
+      if (args.includes(threadKey)) order.push("thread");
+      if (args.includes(runKey)) order.push("run");
+    });
+    const status = bus.publish(stream, "lifecycle", '{"status":"success"}', { rolling: true });
+    const state = bus.publish(stream, "state_update", "{}", { rolling: true });
+    await bus.finish(run);
+    await Promise.all([status, state]);
+    await new Promise((r) => setTimeout(r, 100)); // MONITOR lines trail the replies
+    expect(order).toEqual(["thread", "run"]);
+    monitor.disconnect();
+  });
+
   it("keys live under the configured prefix", async () => {
     const prefix = `${uniquePrefix("keys")}:`;
     const bus = makeBus(prefix);

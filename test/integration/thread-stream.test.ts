@@ -3,13 +3,14 @@
  * (run_modes, lifecycle, state_update), resumable with Last-Event-ID, on both buses,
  * and through the official JS SDK's `threads.joinStream` against a listening server.
  */
+import { randomUUID } from "node:crypto";
 import type { AddressInfo } from "node:net";
 import { serve } from "@hono/node-server";
 import type { ServerType } from "@hono/node-server";
 import { Client } from "@langchain/langgraph-sdk";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { compareIds } from "../../src/stream/bus.js";
-import { parseThreadEventId } from "../../src/stream/thread-stream.js";
+import { parseThreadEventId, publishThreadEvent } from "../../src/stream/thread-stream.js";
 import { createTestStack, parseSse } from "../helpers/app.js";
 import type { SseEvent, TestStack } from "../helpers/app.js";
 import { createTestDatabase, hasRedis, redisSkipReason, redisUri } from "../helpers/services.js";
@@ -108,6 +109,36 @@ function suite(name: string, make: () => Promise<TestStack>) {
     afterAll(async () => {
       for (const r of open_) await r.close();
       await stack?.close();
+    });
+
+    it("a run's end logged after the next run's start (two processes) does not cut the next run off", async () => {
+      const threadId = await thread();
+      const s = track(await open(`/threads/${threadId}/stream`));
+      const [a, b] = [randomUUID(), randomUUID()];
+      const bus = stack.bus;
+      await publishThreadEvent(bus, threadId, "lifecycle", { run_id: a, status: "running" });
+      await bus.publish(a, "values", '{"n":1}');
+      await bus.finish(a);
+      // The next run started (another worker) before the first one's end reached the thread log.
+      await publishThreadEvent(bus, threadId, "lifecycle", { run_id: b, status: "running" });
+      await bus.publish(b, "metadata", `{"run_id":"${b}"}`);
+      await s.until((e) => e.some((x) => x.event === "metadata"));
+      await publishThreadEvent(bus, threadId, "lifecycle", { run_id: a, status: "success" });
+      await new Promise((r) => setTimeout(r, 200)); // the reader has seen the late end before b goes on
+      await bus.publish(b, "values", '{"n":2}');
+      await bus.finish(b);
+      await publishThreadEvent(bus, threadId, "lifecycle", { run_id: b, status: "success" });
+      const evs = await s.until((e) => e.some((x) => x.event === "lifecycle" && (x.data as Json).run_id === b && (x.data as Json).status === "success"));
+      expect(evs.map((e) => `${e.event}:${JSON.stringify(e.data)}`)).toEqual([
+        `lifecycle:{"run_id":"${a}","status":"running"}`,
+        'values:{"n":1}',
+        `lifecycle:{"run_id":"${b}","status":"running"}`,
+        `metadata:{"run_id":"${b}"}`,
+        'values:{"n":2}',
+        `lifecycle:{"run_id":"${a}","status":"success"}`,
+        `lifecycle:{"run_id":"${b}","status":"success"}`,
+      ]);
+      for (let i = 1; i < evs.length; i++) expect(compareThreadIds(evs[i]!.id!, evs[i - 1]!.id!)).toBeGreaterThan(0);
     });
 
     it("run_modes (default): two successive runs, in order, with lifecycle markers and ordered ids", async () => {
