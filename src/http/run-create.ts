@@ -2,6 +2,7 @@ import type { AuthContext } from "../auth/types.js";
 import type { Assistant } from "../domain/assistant.js";
 import { badRequest, invalid } from "../domain/errors.js";
 import type { Run, RunKwargs, StreamMode } from "../domain/run.js";
+import type { CreatedRun } from "../storage/runs.js";
 import { uuidv7 } from "../lib/uuid.js";
 import type { AppDeps } from "./deps.js";
 import { cancelRuns } from "./run-cancel.js";
@@ -120,9 +121,9 @@ async function insertRun(
   // A worker of this process with a free slot takes the run at insert when it can start now.
   const slot = startHere ? deps.queue.reserve() : null;
   const claimStarted = performance.now();
-  let created: Awaited<ReturnType<typeof deps.runs.createChecked>>;
+  let created: CreatedRun;
   try {
-    created = await deps.runs.createChecked({
+    created = await deps.runs.create({
       run_id: prepared.run_id,
       thread_id: prepared.thread_id,
       if_not_exists: prepared.stateless ? "create" : (b.if_not_exists ?? "reject"),

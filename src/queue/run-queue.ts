@@ -25,7 +25,7 @@ export interface RunQueue {
 }
 
 /**
- * A held slot. Its run is inserted already claimed for `owner` (runs.createChecked), which
+ * A held slot. Its run is inserted already claimed for `owner` (runs.create), which
  * saves the claim's round trip and the ring; then exactly one of `take` / `release`.
  */
 export interface LocalSlot {

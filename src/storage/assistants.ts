@@ -1,6 +1,7 @@
 import type { Assistant } from "../domain/assistant.js";
 import { systemAssistantId } from "../domain/assistant.js";
 import { conflict, notFound } from "../domain/errors.js";
+import { boundedSet } from "../lib/bounded-map.js";
 import { isUuid } from "../lib/uuid.js";
 import type { Sql } from "./db.js";
 import type { JsonCondition } from "./json-conditions.js";
@@ -105,16 +106,14 @@ export function createAssistantsRepo(sql: Sql) {
     /**
      * `resolve` for run creation, from a small per-process cache. `token` is the row's
      * xmin, which every change to the row moves (a delete and re-create too): the run's
-     * insert checks it (runs.createChecked) and the caller comes back with `fresh` when
+     * insert checks it (runs.create) and the caller comes back with `fresh` when
      * it no longer matches.
      */
     async resolveForRun(idOrGraph: string, graphIds: ReadonlySet<string>, fresh = false): Promise<{ assistant: Assistant; token: string }> {
       const id = graphIds.has(idOrGraph) ? systemAssistantId(idOrGraph) : idOrGraph;
       const cached = fresh ? undefined : runCache.get(id);
       if (cached) {
-        // Most recently used last: the bound evicts the least recently used.
-        runCache.delete(id);
-        runCache.set(id, cached);
+        boundedSet(runCache, id, cached, RUN_CACHE_SIZE); // most recently used last
         return cached;
       }
       const [row] = isUuid(id)
@@ -127,9 +126,7 @@ export function createAssistantsRepo(sql: Sql) {
       }
       const { token, ...assistant } = row;
       const entry = { assistant: assistant as Assistant, token };
-      runCache.delete(id);
-      runCache.set(id, entry);
-      if (runCache.size > RUN_CACHE_SIZE) runCache.delete(runCache.keys().next().value!);
+      boundedSet(runCache, id, entry, RUN_CACHE_SIZE);
       return entry;
     },
 

@@ -73,23 +73,14 @@ export interface FinishInput {
 export function createRunsRepo(sql: Sql) {
   return {
     /**
-     * Inserts a pending run. The thread row is locked for the transaction so
-     * the in-flight check and the insert are atomic (multitask `reject`).
-     */
-    async create(input: CreateRunInput): Promise<{ run: Run; inflight: string[] }> {
-      const created = await this.createChecked(input);
-      if (created.outcome === "stale") throw new Error("unreachable: no assistant token was given");
-      return created;
-    },
-
-    /**
-     * `create`, and (one round trip, migration 0007):
+     * Inserts a run in one round trip (migrations 0005/0007): the thread row is locked, so
+     * the in-flight check (multitask `reject`) and the insert are atomic. And:
      * - with `assistant_token` (the assistant's `token` when it was read): "stale", writing
      *   nothing, when the assistant changed since;
      * - with `claim`: a run that can start now (nothing in flight on its thread, no delay)
      *   is inserted already claimed for that worker, returned as `claimed`.
      */
-    async createChecked(input: CreateRunInput & CreateRunExtras): Promise<CreatedRun> {
+    async create(input: CreateRunInput & CreateRunExtras): Promise<CreatedRun> {
       const claim = input.claim ?? null;
       const [row] = await sql<Array<ClaimedRun & { outcome: "created" | "missing" | "conflict" | "stale"; inflight: string[] }>>`
         SELECT * FROM openplane_create_run_v2(

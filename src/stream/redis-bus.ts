@@ -3,6 +3,7 @@ import { Redis } from "ioredis";
 import type { CancelAction } from "../domain/run.js";
 import { END_EVENT, IdClock, compareIds, isFromStart } from "./bus.js";
 import type { RunStreamBus, StreamEvent, Subscription } from "./bus.js";
+import { boundedSet } from "../lib/bounded-map.js";
 import { EventQueue } from "./event-queue.js";
 
 /**
@@ -65,16 +66,6 @@ const ROLLING_SHA = createHash("sha1").update(ROLLING_SCRIPT).digest("hex");
 const globEscape = (s: string) => s.replace(/[\\*?[\]]/g, (ch) => `\\${ch}`);
 
 type RollingBatch = Array<{ event: string; data: string; resolve: (id: string) => void; reject: (err: unknown) => void }>;
-
-/** A Map that drops its oldest entries past `max` (per-log state of logs this process wrote). */
-function boundedSet<V>(map: Map<string, V>, key: string, value: V, max: number): void {
-  map.delete(key);
-  map.set(key, value);
-  if (map.size > max) for (const k of map.keys()) {
-    map.delete(k);
-    if (map.size <= max) break;
-  }
-}
 
 /**
  * Redis bus. Per run:

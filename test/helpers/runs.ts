@@ -1,5 +1,6 @@
 /** Test data for runs written straight through the repositories (no API request). */
-import type { RunKwargs } from "../../src/domain/run.js";
+import type { Run, RunKwargs } from "../../src/domain/run.js";
+import type { CreateRunInput, createRunsRepo } from "../../src/storage/runs.js";
 
 /** The kwargs of a plain run (values stream, no interrupts, no webhook), with `over` applied. */
 export const runKwargs = (over: Partial<RunKwargs> = {}): RunKwargs => ({
@@ -20,3 +21,10 @@ export const runKwargs = (over: Partial<RunKwargs> = {}): RunKwargs => ({
   durability: null,
   ...over,
 });
+
+/** Inserts a run through the repository (no assistant token, so never "stale"). */
+export async function insertRun(runs: Pick<ReturnType<typeof createRunsRepo>, "create">, input: CreateRunInput): Promise<{ run: Run; inflight: string[] }> {
+  const created = await runs.create(input);
+  if (created.outcome !== "created") throw new Error(`run ${input.run_id}: ${created.outcome}`);
+  return created;
+}

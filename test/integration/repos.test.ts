@@ -12,7 +12,7 @@ import type { CreateRunInput } from "../../src/storage/runs.js";
 import { createThreadsRepo } from "../../src/storage/threads.js";
 import { createTestDatabase } from "../helpers/services.js";
 import type { TestDatabase } from "../helpers/services.js";
-import { runKwargs } from "../helpers/runs.js";
+import { insertRun, runKwargs } from "../helpers/runs.js";
 
 let db: TestDatabase;
 let sql: Sql;
@@ -56,7 +56,7 @@ function runInput(threadId: string, over: Partial<CreateRunInput> = {}): CreateR
 }
 
 async function createRun(threadId: string, over: Partial<CreateRunInput> = {}) {
-  return (await runs.create(runInput(threadId, over))).run;
+  return (await insertRun(runs, runInput(threadId, over))).run;
 }
 
 const runRow = async (runId: string) => {
@@ -218,7 +218,7 @@ describe("threads repo", () => {
 describe("runs repo: create", () => {
   it("inserts a pending run and marks the thread busy with its graph", async () => {
     const t = await newThread({ user: "u1" });
-    const { run, inflight } = await runs.create(runInput(t.thread_id, { metadata: { m: 1 } }));
+    const { run, inflight } = await insertRun(runs, runInput(t.thread_id, { metadata: { m: 1 } }));
     expect(inflight).toEqual([]);
     expect(run).toMatchObject({ thread_id: t.thread_id, status: "pending", metadata: { m: 1 }, multitask_strategy: "enqueue", assistant_id: systemAssistantId("agent") });
     expect(run.kwargs).toEqual(kwargs());
@@ -231,7 +231,7 @@ describe("runs repo: create", () => {
 
   it("on a missing thread → NOT_FOUND, and nothing is written", async () => {
     const threadId = uuidv7();
-    const err = await appError(runs.create(runInput(threadId)));
+    const err = await appError(insertRun(runs, runInput(threadId)));
     expect(err.code).toBe("NOT_FOUND");
     expect(err.message).toContain(threadId);
     expect(await threads.get(threadId)).toBeNull();
@@ -240,7 +240,7 @@ describe("runs repo: create", () => {
 
   it("if_not_exists=create makes the thread", async () => {
     const threadId = uuidv7();
-    const { run } = await runs.create(runInput(threadId, { if_not_exists: "create" }));
+    const { run } = await insertRun(runs, runInput(threadId, { if_not_exists: "create" }));
     expect(run.thread_id).toBe(threadId);
     expect(await threads.get(threadId)).toMatchObject({ status: "busy", metadata: { graph_id: "agent" } });
   });
@@ -248,24 +248,24 @@ describe("runs repo: create", () => {
   it("reports in-flight runs; multitask reject → CONFLICT and nothing inserted", async () => {
     const t = await newThread();
     const first = await createRun(t.thread_id);
-    const { inflight } = await runs.create(runInput(t.thread_id));
+    const { inflight } = await insertRun(runs, runInput(t.thread_id));
     expect(inflight).toEqual([first.run_id]);
     expect(await runCount(t.thread_id)).toBe(2);
-    const err = await appError(runs.create(runInput(t.thread_id, { multitask_strategy: "reject" })));
+    const err = await appError(insertRun(runs, runInput(t.thread_id, { multitask_strategy: "reject" })));
     expect(err.code).toBe("CONFLICT");
     expect(await runCount(t.thread_id)).toBe(2);
   });
 
   it("multitask reject on an idle thread is accepted", async () => {
     const t = await newThread();
-    const { run } = await runs.create(runInput(t.thread_id, { multitask_strategy: "reject" }));
+    const { run } = await insertRun(runs, runInput(t.thread_id, { multitask_strategy: "reject" }));
     expect(run.multitask_strategy).toBe("reject");
   });
 
   it("concurrent reject-strategy creates on one thread: exactly one is accepted", async () => {
     const t = await newThread();
     const results = await Promise.allSettled(
-      Array.from({ length: 6 }, () => runs.create(runInput(t.thread_id, { multitask_strategy: "reject" }))),
+      Array.from({ length: 6 }, () => insertRun(runs, runInput(t.thread_id, { multitask_strategy: "reject" }))),
     );
     expect(results.filter((r) => r.status === "fulfilled")).toHaveLength(1);
     for (const r of results) if (r.status === "rejected") expect((r.reason as AppError).code).toBe("CONFLICT");
@@ -282,13 +282,13 @@ describe("runs repo: create", () => {
   });
 });
 
-describe("runs repo: createChecked (assistant token, claim at insert)", () => {
+describe("runs repo: create (assistant token, claim at insert)", () => {
   const claim = { owner: "local-worker", leaseSecs: 30 };
   const tokenOf = async () => (await assistants.resolveForRun("agent", new Set(["agent"]), true)).token;
 
   it("inserts a run that can start now already claimed: running, attempt 1, leased, started", async () => {
     const t = await newThread();
-    const created = await runs.createChecked({ ...runInput(t.thread_id), claim });
+    const created = await runs.create({ ...runInput(t.thread_id), claim });
     if (created.outcome !== "created") throw new Error(created.outcome);
     expect(created.run.status).toBe("running");
     expect(created.claimed).toMatchObject({ run_id: created.run.run_id, attempt: 1, lease_owner: "local-worker", cancel_action: null });
@@ -306,14 +306,14 @@ describe("runs repo: createChecked (assistant token, claim at insert)", () => {
 
   it("leaves a run pending when its thread has one in flight, or it is delayed", async () => {
     const t = await newThread();
-    const first = await runs.createChecked({ ...runInput(t.thread_id), claim });
-    const behind = await runs.createChecked({ ...runInput(t.thread_id), claim });
+    const first = await runs.create({ ...runInput(t.thread_id), claim });
+    const behind = await runs.create({ ...runInput(t.thread_id), claim });
     if (first.outcome !== "created" || behind.outcome !== "created") throw new Error("not created");
     expect(behind.claimed).toBeNull();
     expect(behind.run.status).toBe("pending");
     expect(behind.inflight).toEqual([first.run.run_id]);
     const other = await newThread();
-    const delayed = await runs.createChecked({ ...runInput(other.thread_id, { after_seconds: 5 }), claim });
+    const delayed = await runs.create({ ...runInput(other.thread_id, { after_seconds: 5 }), claim });
     if (delayed.outcome !== "created") throw new Error(delayed.outcome);
     expect(delayed.claimed).toBeNull();
     expect((await runRow(delayed.run.run_id)).status).toBe("pending");
@@ -322,18 +322,18 @@ describe("runs repo: createChecked (assistant token, claim at insert)", () => {
   it("refuses, writing nothing, when the assistant changed since its token was read", async () => {
     const token = await tokenOf();
     const t = await newThread();
-    const ok = await runs.createChecked({ ...runInput(t.thread_id), assistant_token: token });
+    const ok = await runs.create({ ...runInput(t.thread_id), assistant_token: token });
     expect(ok.outcome).toBe("created");
     // A change to the assistant (here an empty patch: a new version) moves the token.
     await assistants.patch(systemAssistantId("agent"), {});
     const fresh = await tokenOf();
     expect(fresh).not.toBe(token);
     const threadId = uuidv7();
-    const stale = await runs.createChecked({ ...runInput(threadId, { if_not_exists: "create" }), assistant_token: token, claim });
+    const stale = await runs.create({ ...runInput(threadId, { if_not_exists: "create" }), assistant_token: token, claim });
     expect(stale).toEqual({ outcome: "stale" });
     expect(await threads.get(threadId)).toBeNull();
     expect(await runCount(threadId)).toBe(0);
-    expect((await runs.createChecked({ ...runInput(threadId, { if_not_exists: "create" }), assistant_token: fresh })).outcome).toBe("created");
+    expect((await runs.create({ ...runInput(threadId, { if_not_exists: "create" }), assistant_token: fresh })).outcome).toBe("created");
   });
 });
 

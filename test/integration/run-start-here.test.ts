@@ -128,11 +128,11 @@ describe("runs started at insert", () => {
 
   it("a claimed insert whose reply is lost is handed back at once and still runs", async () => {
     const runs = s.stack.deps.runs;
-    const real = runs.createChecked.bind(runs);
+    const real = runs.create.bind(runs);
     let lost = "";
-    runs.createChecked = async (input) => {
+    runs.create = async (input) => {
       const created = await real(input);
-      runs.createChecked = real;
+      runs.create = real;
       if (created.outcome === "created") lost = created.run.run_id;
       throw new Error("connection reset after commit");
     };

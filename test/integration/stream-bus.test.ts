@@ -342,6 +342,14 @@ describe.skipIf(!hasRedis())(`redis bus${hasRedis() ? "" : ` (skipped: ${redisSk
     await Promise.all(buses.map((b) => b.close()));
     await Promise.all(clients.map((c) => c.quit().catch(() => c.disconnect())));
   });
+  /** Two writer processes and a reader already collecting one run's events from the start. */
+  const twoWritersOneReader = async (name: string) => {
+    const prefix = `${uniquePrefix(name)}:`;
+    const [p1, p2, reader] = [makeBus(prefix), makeBus(prefix), makeBus(prefix)];
+    const run = uuidv7();
+    const reading = collect(await reader.subscribe(run, { after: "-1" }));
+    return { prefix, p1, p2, run, reading };
+  };
 
   busContract("redis", () => ({ make: async () => makeBus(`${uniquePrefix("bus")}:`) }));
 
@@ -449,13 +457,7 @@ describe.skipIf(!hasRedis())(`redis bus${hasRedis() ? "" : ` (skipped: ${redisSk
   });
 
   it("a subscriber in another process sees every event once, published by two processes in turn", async () => {
-    const prefix = `${uniquePrefix("xproc")}:`;
-    const p1 = makeBus(prefix);
-    const p2 = makeBus(prefix);
-    const reader = makeBus(prefix);
-    const run = uuidv7();
-    const sub = await reader.subscribe(run, { after: "-1" });
-    const reading = collect(sub);
+    const { p1, p2, run, reading } = await twoWritersOneReader("xproc");
     // Attempt 1 on process 1, then attempt 2 on process 2 (after a lease loss), then
     // interleaved writes (a stale holder): each process's pub/sub "previous id" is stale,
     // so the reader sees gaps in the live channel and must fill them from the log.
@@ -625,13 +627,7 @@ describe.skipIf(!hasRedis())(`redis bus${hasRedis() ? "" : ` (skipped: ${redisSk
   });
 
   it("a writer whose id collides with a later one written elsewhere retries after it, and readers see no gap", async () => {
-    const prefix = `${uniquePrefix("collide")}:`;
-    const p1 = makeBus(prefix);
-    const p2 = makeBus(prefix);
-    const reader = makeBus(prefix);
-    const run = uuidv7();
-    const sub = await reader.subscribe(run, { after: "-1" });
-    const reading = collect(sub);
+    const { prefix, p1, p2, run, reading } = await twoWritersOneReader("collide");
     await publishN(p1, run, 0, 2);
     // p2's clock is ahead (another machine, or events in the same millisecond): its ids are later.
     const raw = client();

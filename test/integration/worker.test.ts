@@ -8,10 +8,10 @@ import type { RunKwargs } from "../../src/domain/run.js";
 import { uuidv7 } from "../../src/lib/uuid.js";
 import type { StreamEvent, Subscription } from "../../src/stream/bus.js";
 import { createTestStack } from "../helpers/app.js";
-import type { TestStack } from "../helpers/app.js";
+import type { TestStack, TestStackOptions } from "../helpers/app.js";
 import { createTestDatabase } from "../helpers/services.js";
 import type { TestDatabase } from "../helpers/services.js";
-import { runKwargs } from "../helpers/runs.js";
+import { insertRun as insertRunRow, runKwargs } from "../helpers/runs.js";
 
 // Read by the slow fixture graph when it is imported (createTestStack loads graphs).
 process.env.SLOW_GRAPH_SLEEP_MS = "700";
@@ -23,6 +23,18 @@ beforeAll(async () => {
 afterAll(async () => {
   await db?.drop();
 });
+
+/** A stack on this file's database for one describe block, closed after it. */
+function stackForBlock(opts: Omit<TestStackOptions, "postgresUri"> = {}) {
+  const s = {} as { stack: TestStack };
+  beforeAll(async () => {
+    s.stack = await createTestStack({ postgresUri: db.uri, ...opts });
+  });
+  afterAll(async () => {
+    await s.stack?.close();
+  });
+  return s;
+}
 
 async function waitFor(cond: () => Promise<boolean>, ms = 10_000, what = "condition") {
   const deadline = Date.now() + ms;
@@ -40,7 +52,7 @@ const kwargs = (graphId: string, runId: string, threadId: string): RunKwargs =>
 async function insertRun(stack: TestStack, graphId: string) {
   const thread = await stack.deps.threads.create({ thread_id: uuidv7(), metadata: {}, if_exists: "raise" });
   const runId = uuidv7();
-  const { run } = await stack.deps.runs.create({
+  const { run } = await insertRunRow(stack.deps.runs, {
     run_id: runId,
     thread_id: thread.thread_id,
     if_not_exists: "reject",
@@ -101,40 +113,34 @@ describe("worker: runs of a dead worker", () => {
 });
 
 describe("worker: a run taken over by another worker", () => {
-  let stack: TestStack;
-  beforeAll(async () => {
-    stack = await createTestStack({ postgresUri: db.uri, configPath: "test/fixtures/slow/langgraph.json", leaseSecs: 30 });
-  });
-  afterAll(async () => {
-    await stack?.close();
-  });
+  const s = stackForBlock({ configPath: "test/fixtures/slow/langgraph.json", leaseSecs: 30 });
 
   it("the stale worker neither records its outcome nor ends the new holder's stream", async () => {
-    const run = await insertRun(stack, "slow");
-    await stack.queue.dispatch([{ run_id: run.run_id, thread_id: run.thread_id, delay_ms: 0 }]);
-    await waitFor(async () => (await status(stack, run.run_id)).status === "running", 10_000, "run start");
+    const run = await insertRun(s.stack, "slow");
+    await s.stack.queue.dispatch([{ run_id: run.run_id, thread_id: run.thread_id, delay_ms: 0 }]);
+    await waitFor(async () => (await status(s.stack, run.run_id)).status === "running", 10_000, "run start");
     // The lease lapsed (say a long GC pause), the sweeper reclaimed the run and
     // another worker claimed it: it now belongs to "new-holder", which is executing it.
-    await stack.sql`UPDATE run SET lease_owner = 'new-holder', attempt = attempt + 1 WHERE run_id = ${run.run_id}`;
-    const live = watch(await stack.bus.subscribe(run.run_id, {}));
+    await s.stack.sql`UPDATE run SET lease_owner = 'new-holder', attempt = attempt + 1 WHERE run_id = ${run.run_id}`;
+    const live = watch(await s.stack.bus.subscribe(run.run_id, {}));
     // The stale worker's graph finishes (the fixture sleeps 700 ms) and tries to record it.
     await new Promise((r) => setTimeout(r, 1_500));
-    expect(await status(stack, run.run_id)).toMatchObject({ status: "running", lease_owner: "new-holder" });
+    expect(await status(s.stack, run.run_id)).toMatchObject({ status: "running", lease_owner: "new-holder" });
     expect(live.ended()).toBe(false);
     // The new holder's attempt ends the stream.
-    await stack.bus.publish(run.run_id, "values", JSON.stringify({ steps: ["new"] }));
-    await stack.deps.runs.finish({ run_id: run.run_id, owner: "new-holder", status: "success", values: { steps: ["new"] }, interrupts: {}, hasPendingNext: false, error: null });
-    await stack.bus.finish(run.run_id);
+    await s.stack.bus.publish(run.run_id, "values", JSON.stringify({ steps: ["new"] }));
+    await s.stack.deps.runs.finish({ run_id: run.run_id, owner: "new-holder", status: "success", values: { steps: ["new"] }, interrupts: {}, hasPendingNext: false, error: null });
+    await s.stack.bus.finish(run.run_id);
     await live.done;
     expect(live.events.map((e) => JSON.parse(e.data) as unknown)).toContainEqual({ steps: ["new"] });
   });
 
   it("a run whose thread is deleted while it executes still ends its stream", async () => {
-    const run = await insertRun(stack, "slow");
-    const live = watch(await stack.bus.subscribe(run.run_id, { after: "-1" }));
-    await stack.queue.dispatch([{ run_id: run.run_id, thread_id: run.thread_id, delay_ms: 0 }]);
-    await waitFor(async () => (await status(stack, run.run_id)).status === "running", 10_000, "run start");
-    const res = await stack.app.request(`/threads/${run.thread_id}`, { method: "DELETE" });
+    const run = await insertRun(s.stack, "slow");
+    const live = watch(await s.stack.bus.subscribe(run.run_id, { after: "-1" }));
+    await s.stack.queue.dispatch([{ run_id: run.run_id, thread_id: run.thread_id, delay_ms: 0 }]);
+    await waitFor(async () => (await status(s.stack, run.run_id)).status === "running", 10_000, "run start");
+    const res = await s.stack.app.request(`/threads/${run.thread_id}`, { method: "DELETE" });
     expect(res.status).toBe(204);
     await Promise.race([
       live.done,
@@ -142,22 +148,16 @@ describe("worker: a run taken over by another worker", () => {
     ]);
     expect(live.ended()).toBe(true);
     expect(live.events[0]).toMatchObject({ event: "metadata" });
-    expect(await stack.deps.runs.get(null, run.run_id)).toBeNull();
+    expect(await s.stack.deps.runs.get(null, run.run_id)).toBeNull();
   });
 });
 
 describe("worker: the thread's state after a run", () => {
-  let stack: TestStack;
-  beforeAll(async () => {
-    stack = await createTestStack({ postgresUri: db.uri });
-  });
-  afterAll(async () => {
-    await stack?.close();
-  });
+  const s = stackForBlock();
 
   const runOn = async (threadId: string, over: Partial<RunKwargs>) => {
     const runId = uuidv7();
-    await stack.deps.runs.create({
+    await insertRunRow(s.stack.deps.runs, {
       run_id: runId,
       thread_id: threadId,
       if_not_exists: "reject",
@@ -168,42 +168,36 @@ describe("worker: the thread's state after a run", () => {
       multitask_strategy: "enqueue",
       after_seconds: 0,
     });
-    await stack.queue.dispatch([{ run_id: runId, thread_id: threadId, delay_ms: 0 }]);
-    await waitFor(async () => !["pending", "running"].includes((await status(stack, runId)).status), 10_000, "run end");
-    return (await status(stack, runId)).status;
+    await s.stack.queue.dispatch([{ run_id: runId, thread_id: threadId, delay_ms: 0 }]);
+    await waitFor(async () => !["pending", "running"].includes((await status(s.stack, runId)).status), 10_000, "run end");
+    return (await status(s.stack, runId)).status;
   };
 
   it("matches the checkpoint: interrupted before a node, then resumed to the end (values from the stream, no re-read)", async () => {
-    const thread = await stack.deps.threads.create({ thread_id: uuidv7(), metadata: {}, if_exists: "raise" });
-    const graph = (await stack.graphs.get("counter", { configurable: { thread_id: thread.thread_id } })).graph;
+    const thread = await s.stack.deps.threads.create({ thread_id: uuidv7(), metadata: {}, if_exists: "raise" });
+    const graph = (await s.stack.graphs.get("counter", { configurable: { thread_id: thread.thread_id } })).graph;
     const checkpointed = async () => (await graph.getState({ configurable: { thread_id: thread.thread_id } })).values;
 
     expect(await runOn(thread.thread_id, { input: {}, interrupt_before: ["two"] })).toBe("success");
-    const paused = await stack.deps.threads.get(thread.thread_id);
+    const paused = await s.stack.deps.threads.get(thread.thread_id);
     expect(paused).toMatchObject({ status: "interrupted", values: { count: 1, steps: ["one"] }, interrupts: {} });
     expect(paused!.values).toEqual(await checkpointed());
 
     expect(await runOn(thread.thread_id, { input: null })).toBe("success");
-    const done = await stack.deps.threads.get(thread.thread_id);
+    const done = await s.stack.deps.threads.get(thread.thread_id);
     expect(done).toMatchObject({ status: "idle", values: { count: 3, steps: ["one", "two", "three"] }, interrupts: {} });
     expect(done!.values).toEqual(await checkpointed());
   });
 });
 
 describe("worker: a graph with an output schema", () => {
-  let stack: TestStack;
-  beforeAll(async () => {
-    stack = await createTestStack({ postgresUri: db.uri, configPath: "test/fixtures/output-schema/langgraph.json" });
-  });
-  afterAll(async () => {
-    await stack?.close();
-  });
+  const s = stackForBlock({ configPath: "test/fixtures/output-schema/langgraph.json" });
 
   it("caches the thread's whole state, not only the output keys it streams", async () => {
-    const run = await insertRun(stack, "narrow");
-    await stack.queue.dispatch([{ run_id: run.run_id, thread_id: run.thread_id, delay_ms: 0 }]);
-    await waitFor(async () => (await status(stack, run.run_id)).status === "success", 10_000, "run success");
-    const thread = await stack.deps.threads.get(run.thread_id);
+    const run = await insertRun(s.stack, "narrow");
+    await s.stack.queue.dispatch([{ run_id: run.run_id, thread_id: run.thread_id, delay_ms: 0 }]);
+    await waitFor(async () => (await status(s.stack, run.run_id)).status === "success", 10_000, "run success");
+    const thread = await s.stack.deps.threads.get(run.thread_id);
     expect(thread).toMatchObject({ status: "idle", values: { answer: "42", scratch: "working" } });
   });
 });
