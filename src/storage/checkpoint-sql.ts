@@ -12,13 +12,19 @@
  */
 import { createHash } from "node:crypto";
 
+export interface Statement {
+  name: string;
+  text: string;
+}
+
 export interface CheckpointStatements {
-  /** Channel blobs (insert-if-absent) and the checkpoint row (upsert), together. */
-  put: { name: string; text: string };
-  /** Pending writes; ordinary ones are kept if already there (a retried task). */
-  insertWrites: { name: string; text: string };
-  /** Pending writes of special channels only (error, interrupt, ...): the last one wins. */
-  upsertWrites: { name: string; text: string };
+  /**
+   * A batch of saver writes (see CheckpointWrite) as one statement: channel blobs
+   * (insert-if-absent), checkpoint rows (upsert) and pending writes. One text per
+   * combination of kinds present, so a batch of one costs what a statement of its
+   * own would.
+   */
+  write: (batch: readonly CheckpointWrite[]) => { stmt: Statement; values: unknown[] };
   /** One checkpoint by id, with its channel values and pending writes. */
   selectById: { name: string; text: string };
   /** The newest checkpoint of a thread and namespace, same columns. */
@@ -89,25 +95,7 @@ LEFT JOIN LATERAL (
   // The row is chosen before the joins, so only its values and writes are read.
   const byThread = "thread_id = $1 AND checkpoint_ns = $2";
 
-  const writesInsert = `INSERT INTO ${writes} (thread_id, checkpoint_ns, checkpoint_id, task_id, idx, channel, type, blob)
-SELECT $1::text, $2::text, $3::text, $4::text, w.idx, w.channel, w.type, ${cut("$10", "w")}
-FROM unnest($5::int[], $6::text[], $7::text[], $8::int[], $9::int[]) AS w(idx, channel, type, off, len)
-ON CONFLICT (thread_id, checkpoint_ns, checkpoint_id, task_id, idx)`;
-
   const texts = {
-    put: `WITH new_blobs AS (
-  INSERT INTO ${blobs} (thread_id, checkpoint_ns, channel, version, type, blob)
-  SELECT $1::text, $2::text, b.channel, b.version, b.type, ${cut("$12", "b")}
-  FROM unnest($7::text[], $8::text[], $9::text[], $10::int[], $11::int[]) AS b(channel, version, type, off, len)
-  ON CONFLICT (thread_id, checkpoint_ns, channel, version) DO NOTHING
-)
-INSERT INTO ${cp} (thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, checkpoint, metadata)
-VALUES ($1::text, $2::text, $3::text, $4::text, $5::jsonb, $6::jsonb)
-ON CONFLICT (thread_id, checkpoint_ns, checkpoint_id)
-DO UPDATE SET checkpoint = EXCLUDED.checkpoint, metadata = EXCLUDED.metadata`,
-    insertWrites: `${writesInsert} DO NOTHING`,
-    upsertWrites: `${writesInsert}
-DO UPDATE SET channel = EXCLUDED.channel, type = EXCLUDED.type, blob = EXCLUDED.blob`,
     selectById: select(`${byThread} AND checkpoint_id = $3`),
     selectLatest: select(`${byThread} ORDER BY checkpoint_id DESC LIMIT 1`),
     deleteThread: `WITH gone_blobs AS (DELETE FROM ${blobs} WHERE thread_id = $1),
@@ -117,10 +105,159 @@ DELETE FROM ${cp} WHERE thread_id = $1`,
 
   // A prepared statement's name is per connection: derive it from the text so
   // two savers on one pool (other schema, other version) never clash.
-  const out = {} as CheckpointStatements;
-  for (const [key, text] of Object.entries(texts) as [keyof CheckpointStatements, string][]) {
+  const named = (key: string, text: string): Statement => {
     const hash = createHash("sha1").update(text).digest("hex").slice(0, 12);
-    out[key] = { name: `openplane_cp_${key}_${hash}`, text };
+    return { name: `openplane_cp_${key}_${hash}`, text };
+  };
+  const out = {} as Omit<CheckpointStatements, "write">;
+  for (const [key, text] of Object.entries(texts) as [keyof typeof texts, string][]) out[key] = named(key, text);
+
+  const variants = new Map<string, Statement>();
+  const write = (batch: readonly CheckpointWrite[]) => {
+    const parts = writeParts(batch);
+    const key = `write_${parts.puts ? "p" : ""}${parts.keep ? "k" : ""}${parts.last ? "l" : ""}`;
+    let stmt = variants.get(key);
+    if (!stmt) {
+      stmt = named(key, writeText(parts, { cp, blobs, writes }));
+      variants.set(key, stmt);
+    }
+    return { stmt, values: parts.values };
+  };
+  return { ...out, write };
+}
+
+const WRITE_COLUMNS = "thread_id, checkpoint_ns, checkpoint_id, task_id, idx, channel, type, blob";
+
+/**
+ * The statement for the parts present: every insert is a data-modifying CTE (each
+ * runs once, whether or not it is read). Parameter $1 is the packed payload.
+ */
+function writeText(parts: WriteParts, t: { cp: string; blobs: string; writes: string }): string {
+  let n = 2;
+  const params = (count: number) => Array.from({ length: count }, () => `$${n++}`);
+  const ctes: string[] = [];
+  if (parts.puts) {
+    const [thread, ns, channel, version, type, off, len] = params(7);
+    ctes.push(`new_blobs AS (
+  INSERT INTO ${t.blobs} (thread_id, checkpoint_ns, channel, version, type, blob)
+  SELECT b.thread_id, b.checkpoint_ns, b.channel, b.version, b.type, ${cut("$1", "b")}
+  FROM unnest(${thread}::text[], ${ns}::text[], ${channel}::text[], ${version}::text[], ${type}::text[], ${off}::int[], ${len}::int[])
+    AS b(thread_id, checkpoint_ns, channel, version, type, off, len)
+  ON CONFLICT (thread_id, checkpoint_ns, channel, version) DO NOTHING)`);
+    const [cThread, cNs, cId, cParent, cCheckpoint, cMeta] = params(6);
+    ctes.push(`new_checkpoints AS (
+  INSERT INTO ${t.cp} (thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, checkpoint, metadata)
+  SELECT c.thread_id, c.checkpoint_ns, c.checkpoint_id, c.parent_checkpoint_id, c.checkpoint::jsonb, c.metadata::jsonb
+  FROM unnest(${cThread}::text[], ${cNs}::text[], ${cId}::text[], ${cParent}::text[], ${cCheckpoint}::text[], ${cMeta}::text[])
+    AS c(thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, checkpoint, metadata)
+  ON CONFLICT (thread_id, checkpoint_ns, checkpoint_id)
+  DO UPDATE SET checkpoint = EXCLUDED.checkpoint, metadata = EXCLUDED.metadata)`);
   }
-  return out;
+  const writesCte = (name: string, onConflict: string) => {
+    const [thread, ns, id, task, idx, channel, type, off, len] = params(9);
+    ctes.push(`${name} AS (
+  INSERT INTO ${t.writes} (${WRITE_COLUMNS})
+  SELECT w.thread_id, w.checkpoint_ns, w.checkpoint_id, w.task_id, w.idx, w.channel, w.type, ${cut("$1", "w")}
+  FROM unnest(${thread}::text[], ${ns}::text[], ${id}::text[], ${task}::text[], ${idx}::int[], ${channel}::text[], ${type}::text[], ${off}::int[], ${len}::int[])
+    AS w(thread_id, checkpoint_ns, checkpoint_id, task_id, idx, channel, type, off, len)
+  ON CONFLICT (thread_id, checkpoint_ns, checkpoint_id, task_id, idx) ${onConflict})`);
+  };
+  // Ordinary writes are kept if already there (a retried task).
+  if (parts.keep) writesCte("kept_writes", "DO NOTHING");
+  // Writes of special channels only (error, interrupt, ...): the last one wins.
+  if (parts.last) writesCte("last_writes", "DO UPDATE SET channel = EXCLUDED.channel, type = EXCLUDED.type, blob = EXCLUDED.blob");
+  return `WITH ${ctes.join(",\n")}\nSELECT 1`;
+}
+
+/** A checkpoint row and the blobs of the channels it changed (the saver's put). */
+export interface CheckpointPut {
+  kind: "put";
+  thread_id: string;
+  checkpoint_ns: string;
+  checkpoint_id: string;
+  parent_checkpoint_id: string | null;
+  /** JSON text of the checkpoint without its channel values. */
+  checkpoint: string;
+  /** JSON text of the metadata. */
+  metadata: string;
+  /** Sorted by channel. A null blob is an empty channel. */
+  blobs: { channel: string; version: string; type: string; blob: Uint8Array | null }[];
+}
+
+/** A task's pending writes (the saver's putWrites). */
+export interface CheckpointWrites {
+  kind: "writes";
+  thread_id: string;
+  checkpoint_ns: string;
+  checkpoint_id: string;
+  task_id: string;
+  /** Special channels only, each once: replace what is there. Otherwise keep it. */
+  upsert: boolean;
+  rows: { idx: number; channel: string; type: string; blob: Uint8Array }[];
+}
+
+export type CheckpointWrite = CheckpointPut | CheckpointWrites;
+
+/** The rows a write touches, for the batcher: two writes with a common key never share a batch. */
+export function writeKeys(w: CheckpointWrite): string[] {
+  const at = `${w.thread_id}\0${w.checkpoint_ns}`;
+  if (w.kind === "writes") return w.rows.map((r) => `w\0${at}\0${w.checkpoint_id}\0${w.task_id}\0${r.idx}`);
+  return [`c\0${at}\0${w.checkpoint_id}`, ...w.blobs.map((b) => `b\0${at}\0${b.channel}\0${b.version}`)];
+}
+
+/** Payload bytes of a write, for the batcher's size bound. */
+export function writeBytes(w: CheckpointWrite): number {
+  if (w.kind === "writes") return w.rows.reduce((n, r) => n + r.blob.byteLength, 0);
+  return w.checkpoint.length + w.metadata.length + w.blobs.reduce((n, b) => n + (b.blob?.byteLength ?? 0), 0);
+}
+
+interface WriteParts {
+  puts: boolean;
+  keep: boolean;
+  last: boolean;
+  /** In writeText's order: payload, blobs, checkpoints, kept writes, last writes. */
+  values: unknown[];
+}
+
+/** The parts of a batch and their parameters. */
+function writeParts(batch: readonly CheckpointWrite[]): WriteParts {
+  const blobs: unknown[][] = [[], [], [], [], []];
+  const cps: unknown[][] = [[], [], [], [], [], []];
+  const keep: unknown[][] = [[], [], [], [], [], [], []];
+  const last: unknown[][] = [[], [], [], [], [], [], []];
+  const payload: { blobs: (Uint8Array | null)[]; keep: Uint8Array[]; last: Uint8Array[] } = { blobs: [], keep: [], last: [] };
+  const push = (cols: unknown[][], row: unknown[]) => row.forEach((v, i) => cols[i]!.push(v));
+  // By thread: batches of two processes writing one thread take row locks in one order.
+  const sorted = [...batch].sort((a, b) => (a.thread_id < b.thread_id ? -1 : a.thread_id > b.thread_id ? 1 : 0));
+  for (const w of sorted) {
+    if (w.kind === "put") {
+      push(cps, [w.thread_id, w.checkpoint_ns, w.checkpoint_id, w.parent_checkpoint_id, w.checkpoint, w.metadata]);
+      for (const b of w.blobs) {
+        push(blobs, [w.thread_id, w.checkpoint_ns, b.channel, b.version, b.type]);
+        payload.blobs.push(b.blob);
+      }
+    } else {
+      for (const r of w.rows) {
+        push(w.upsert ? last : keep, [w.thread_id, w.checkpoint_ns, w.checkpoint_id, w.task_id, r.idx, r.channel, r.type]);
+        (w.upsert ? payload.last : payload.keep).push(r.blob);
+      }
+    }
+  }
+  // One packed payload for all: blobs, then kept writes, then last writes.
+  const packed = packBlobs([...payload.blobs, ...payload.keep, ...payload.last]);
+  let at = 0;
+  const cutAt = (count: number) => {
+    const part = [packed.offsets.slice(at, at + count), packed.lengths.slice(at, at + count)];
+    at += count;
+    return part;
+  };
+  const parts = { puts: cps[0]!.length > 0, keep: keep[0]!.length > 0, last: last[0]!.length > 0 };
+  const values: unknown[] = [packed.data];
+  const blobCuts = cutAt(payload.blobs.length);
+  if (parts.puts) values.push(...blobs, ...blobCuts, ...cps);
+  const keepCuts = cutAt(payload.keep.length);
+  if (parts.keep) values.push(...keep, ...keepCuts);
+  const lastCuts = cutAt(payload.last.length);
+  if (parts.last) values.push(...last, ...lastCuts);
+  return { ...parts, values };
 }

@@ -9,7 +9,14 @@ import {
 } from "@langchain/langgraph-checkpoint";
 import { PostgresSaver } from "@langchain/langgraph-checkpoint-postgres";
 import pg from "pg";
-import { checkpointStatements, packBlobs, type CheckpointStatements } from "./checkpoint-sql.js";
+import {
+  checkpointStatements,
+  writeBytes,
+  writeKeys,
+  type CheckpointStatements,
+  type CheckpointWrite,
+} from "./checkpoint-sql.js";
+import { createWriteBatcher, type WriteBatcher } from "./write-batcher.js";
 
 /** Configurable keys that identify the checkpoint itself, not the run. */
 const NOT_METADATA = new Set(["checkpoint_ns", "checkpoint_id", "checkpoint_map", "thread_id", "run_id"]);
@@ -17,7 +24,16 @@ const NOT_METADATA = new Set(["checkpoint_ns", "checkpoint_id", "checkpoint_map"
 export interface RunAwarePostgresSaverOptions {
   /** Schema of the checkpoint tables; "public" like the library's default. */
   schema?: string;
+  /** Write batches in flight at once (connections writes may hold); default 2. */
+  maxWriteBatches?: number;
 }
+
+/** Bounds of one write batch (see write-batcher.ts). */
+const MAX_BATCH_WRITES = 64;
+const MAX_BATCH_BYTES = 4 * 1024 * 1024;
+
+/** Errors one bad write can cause (data exception, integrity, program limit): retried one by one. */
+const isolatable = (err: unknown) => /^(22|23|54)/.test(String((err as { code?: unknown }).code ?? ""));
 
 interface TupleRow {
   checkpoint_id: string;
@@ -35,11 +51,13 @@ interface TupleRow {
 
 /**
  * The library's PostgresSaver on the library's tables, with a cheaper write
- * path: put, putWrites, getTuple and deleteThread are each one prepared
- * statement and one round trip (the library runs BEGIN, one INSERT per blob or
- * write, COMMIT). A single statement is atomic, so a checkpoint row is never
- * visible without its blobs, and in autocommit it is durably committed before
- * the promise resolves. list() and setup() are the library's.
+ * path: getTuple and deleteThread are each one prepared statement and one round
+ * trip (the library runs BEGIN, one INSERT per blob or write, COMMIT), and puts
+ * and putWrites are group-committed: one statement for the writes that come
+ * together, from any runs (write-batcher.ts). A statement is atomic, so a
+ * checkpoint row is never visible without its blobs, and in autocommit it is
+ * durably committed before the promise resolves. list() and setup() are the
+ * library's.
  *
  * It also stamps every checkpoint's metadata with the run's metadata (run_id,
  * graph_id, assistant_id, user metadata) and its plain configurable values,
@@ -50,6 +68,7 @@ interface TupleRow {
 export class RunAwarePostgresSaver extends PostgresSaver {
   private readonly sql: CheckpointStatements;
   private readonly schema: string;
+  private readonly batcher: WriteBatcher<CheckpointWrite>;
   /** Whether statements are sent prepared by name (see run). */
   private prepared = true;
 
@@ -61,6 +80,18 @@ export class RunAwarePostgresSaver extends PostgresSaver {
     super(ownPool, undefined, { schema });
     this.schema = schema;
     this.sql = checkpointStatements(schema);
+    this.batcher = createWriteBatcher<CheckpointWrite>(
+      async (batch) => {
+        const { stmt, values } = this.sql.write(batch);
+        await this.run(stmt, values);
+      },
+      { maxInFlight: options.maxWriteBatches ?? 2, maxWrites: MAX_BATCH_WRITES, maxBytes: MAX_BATCH_BYTES, isolatable },
+    );
+  }
+
+  /** Commits a put or putWrites, with other runs' writes when they come together. */
+  private write(w: CheckpointWrite): Promise<void> {
+    return this.batcher.submit(w, writeKeys(w), writeBytes(w));
   }
 
   override async put(
@@ -73,39 +104,27 @@ export class RunAwarePostgresSaver extends PostgresSaver {
     const { thread_id, checkpoint_ns = "", checkpoint_id } = config.configurable;
     const { channel_values: values, ...stored } = checkpoint;
 
-    // Sorted by channel: concurrent puts of one thread (async durability) then
-    // take the blob rows' locks in the same order and cannot deadlock.
+    // Sorted by channel: two writers of one thread take the blob rows' locks in one order.
     const channels = Object.keys(newVersions).sort();
-    const versions: string[] = [];
-    const types: string[] = [];
-    const blobs: (Uint8Array | null)[] = [];
     const dumped = await Promise.all(
       channels.map((k) => (k in values ? this.serde.dumpsTyped(values[k]) : undefined)),
     );
-    for (let i = 0; i < channels.length; i++) {
-      versions.push(String(newVersions[channels[i]!]));
+    const blobs = channels.map((channel, i) => {
       const d = dumped[i];
-      types.push(d ? d[0] : "empty");
-      blobs.push(d ? d[1] : null);
-    }
+      return { channel, version: String(newVersions[channel]), type: d ? d[0] : "empty", blob: d ? d[1] : null };
+    });
     const [, meta] = await this.serde.dumpsTyped({ ...runMetadata(config), ...metadata });
-    const packed = packBlobs(blobs);
-
-    await this.run(this.sql.put, [
+    await this.write({
+      kind: "put",
       thread_id,
       checkpoint_ns,
-      checkpoint.id,
-      checkpoint_id,
-      JSON.stringify(stored),
+      checkpoint_id: checkpoint.id,
+      parent_checkpoint_id: checkpoint_id ?? null,
+      checkpoint: JSON.stringify(stored),
       // The library strips NULs from the metadata's JSON text the same way.
-      new TextDecoder().decode(meta).replace(/\0/g, ""),
-      channels,
-      versions,
-      types,
-      packed.offsets,
-      packed.lengths,
-      packed.data,
-    ]);
+      metadata: new TextDecoder().decode(meta).replace(/\0/g, ""),
+      blobs,
+    });
     return { configurable: { thread_id, checkpoint_ns, checkpoint_id: checkpoint.id } };
   }
 
@@ -127,19 +146,15 @@ export class RunAwarePostgresSaver extends PostgresSaver {
       rows = [...new Map(rows.map((r) => [r.idx, r])).values()].sort((a, b) => a.idx - b.idx);
     }
     const c = config.configurable;
-    const packed = packBlobs(rows.map((r) => r.blob));
-    await this.run(upsert ? this.sql.upsertWrites : this.sql.insertWrites, [
-      c?.thread_id,
-      c?.checkpoint_ns,
-      c?.checkpoint_id,
-      taskId,
-      rows.map((r) => r.idx),
-      rows.map((r) => r.channel),
-      rows.map((r) => r.type),
-      packed.offsets,
-      packed.lengths,
-      packed.data,
-    ]);
+    await this.write({
+      kind: "writes",
+      thread_id: c?.thread_id,
+      checkpoint_ns: c?.checkpoint_ns,
+      checkpoint_id: c?.checkpoint_id,
+      task_id: taskId,
+      upsert,
+      rows,
+    });
   }
 
   override async getTuple(config: RunnableConfig): Promise<CheckpointTuple | undefined> {
