@@ -151,10 +151,14 @@ function startConsumer<T>(opts: ConsumeOptions<T>, onError: (err: unknown) => vo
     handlers.add(p);
   };
 
-  /** Only while nothing may be waiting: a run claimed at insert would overtake it. */
+  /**
+   * Only a slot no waiting run needs: one beyond the runs announced and not yet claimed
+   * (counted in `credits`, claims in flight included), and none while how many wait is
+   * unknown. A run claimed at insert then never takes a waiting run's place.
+   */
   const reserve = (): LocalSlot | null => {
     const local = opts.local;
-    if (!local || closed || wanted() || pumping !== null || active >= opts.concurrency) return null;
+    if (!local || closed || unknown || active + credits >= opts.concurrency) return null;
     active++;
     let settled = false;
     let done!: () => void;

@@ -365,6 +365,31 @@ describe("reserve: a free slot for a run claimed at insert", () => {
     await closing;
   });
 
+  it("gives a slot beyond those the announced runs need, even while they are being claimed", async () => {
+    let open!: () => void;
+    const gate = new Promise<void>((r) => (open = r));
+    const items: string[] = [];
+    const { queue, src, finish } = await setup({
+      concurrency: 2,
+      claim: async () => {
+        if (items.length > 0) await gate;
+        return items.shift() ?? null;
+      },
+    });
+    items.push("rung");
+    await queue.dispatch([ring()]);
+    // The rung run's claim is in flight: one slot is its, the other is free.
+    const slot = queue.reserve();
+    expect(slot).not.toBeNull();
+    expect(queue.reserve()).toBeNull();
+    slot!.take(claimed("local"), performance.now());
+    open();
+    await waitFor(() => src.handled.length === 2, 5_000, "the local and the rung run");
+    expect(src.handled.map((h) => h.id).sort()).toEqual(["local", "rung"]);
+    finish("local");
+    finish("rung");
+  });
+
   it("is null while runs may be waiting: a claim in flight, or rings not yet claimed", async () => {
     let open!: () => void;
     const gate = new Promise<void>((r) => (open = r));
