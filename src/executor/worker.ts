@@ -57,9 +57,9 @@ export function createWorker(deps: WorkerDeps) {
   let sweepTimer: NodeJS.Timeout | null = null;
   let sweeping: Promise<void> | null = null;
   /** Handlers in progress. */
-  const handling = new Set<Promise<void>>();
-  const tracked = (claimed: Claimed): Promise<void> => {
-    const p = handle(claimed).finally(() => handling.delete(p));
+  const handling = new Set<Promise<unknown>>();
+  const tracked = (claimed: Claimed, wantsMore: () => boolean): Promise<Claimed | null> => {
+    const p = handle(claimed, wantsMore).finally(() => handling.delete(p));
     handling.add(p);
     return p;
   };
@@ -71,12 +71,16 @@ export function createWorker(deps: WorkerDeps) {
     return run ? { run, claimStarted } : null;
   };
 
-  async function handle({ run, claimStarted }: Claimed): Promise<void> {
+  /**
+   * Executes a claimed run and records its end. Returns the run claimed in the same round
+   * trip as that end (when runs wait for this slot), for the queue to run in this slot.
+   */
+  async function handle({ run, claimStarted }: Claimed, wantsMore: () => boolean): Promise<Claimed | null> {
     if (state !== "active") {
       // Claimed as we began to stop: give it straight back.
       const back = await deps.runs.release(run.run_id, owner).catch(() => null);
       if (back) await deps.queue.dispatch([back]).catch(() => {});
-      return;
+      return null;
     }
     const rlog = log.child({ run_id: run.run_id, thread_id: run.thread_id, attempt: run.attempt });
     const { attempt: _a, lease_owner: _o, lease_expires_at: _e, cancel_action: _c, ...publicRun } = run;
@@ -98,7 +102,7 @@ export function createWorker(deps: WorkerDeps) {
       if (next) await deps.queue.dispatch([next]).catch((err) => rlog.warn({ err }, "ring failed"));
       await deps.bus.finish(run.run_id);
       await threadEvent("lifecycle", { run_id: run.run_id, status: "error" });
-      return;
+      return null;
     }
     rlog.debug("run started");
     void threadEvent("lifecycle", { run_id: run.run_id, status: "running" });
@@ -148,15 +152,25 @@ export function createWorker(deps: WorkerDeps) {
     listening.catch((err) => rlog.warn({ err }, "cancel subscription failed"));
     if (run.cancel_action) abort(run.cancel_action);
     const started = Date.now();
+    /** Claimed together with this run's end: handed to the queue whatever happens after. */
+    let following: Claimed | null = null;
     try {
       const outcome = await executeRun(deps, run, controller.signal);
       if (controller.signal.reason === "rollback") {
         await rollback(run.run_id, run.thread_id, String(run.kwargs.config.configurable?.graph_id ?? ""));
         rlog.info({ ms: Date.now() - started }, "run rolled back");
         await threadEvent("lifecycle", { run_id: run.run_id, status: "interrupted" });
-        return;
+        return null;
       }
-      const { finished, next } = await deps.runs.finish({ run_id: run.run_id, owner, ...outcome });
+      const claimAlso = state === "active" && wantsMore();
+      const finishStarted = performance.now();
+      const { finished, next, claimed } = await deps.runs.finish({
+        run_id: run.run_id,
+        owner,
+        ...outcome,
+        claim: claimAlso ? { owner, leaseSecs: deps.leaseSecs } : null,
+      });
+      if (claimed) following = { run: claimed, claimStarted: finishStarted };
       rlog.info({ status: outcome.status, ms: Date.now() - started, recorded: finished }, "run finished");
       if (finished) {
         // Before the end of the run's stream: a client that saw the run end and follows the
@@ -213,6 +227,7 @@ export function createWorker(deps: WorkerDeps) {
       await listening.then((unlisten) => unlisten()).catch(() => {});
       await Promise.all(threadSends);
     }
+    return following;
   }
 
   /** Rollback: the run and every checkpoint it wrote disappear; the thread shows the state before it. */

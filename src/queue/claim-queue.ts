@@ -138,14 +138,21 @@ function startConsumer<T>(opts: ConsumeOptions<T>, onError: (err: unknown) => vo
     }
   }
 
-  /** Runs the handler in a slot already counted in `active`. */
+  const wantsMore = () => !closed && wanted();
+
+  /** Runs the handler in a slot already counted in `active`; a run it claimed as it ended keeps the slot. */
   const run = (item: T) => {
     const p: Promise<void> = opts
-      .handler(item)
-      .catch(onError)
-      .finally(() => {
-        active--;
+      .handler(item, wantsMore)
+      .catch((err) => void onError(err))
+      .then((next) => {
         handlers.delete(p);
+        if (next != null) {
+          if (credits > 0) credits--;
+          run(next); // registered before this handler counts as done (close waits for it)
+          return;
+        }
+        active--;
         if (wanted()) kick();
       });
     handlers.add(p);
@@ -203,7 +210,8 @@ function startConsumer<T>(opts: ConsumeOptions<T>, onError: (err: unknown) => vo
       await pumping;
       // A run inserted claimed while we close still reaches its handler, which hands it back.
       await Promise.allSettled([...reservations]);
-      await Promise.allSettled([...handlers]);
+      // A handler may hand its slot to a run it claimed as it ended: wait for that one too.
+      while (handlers.size > 0) await Promise.allSettled([...handlers]);
     },
   };
 }

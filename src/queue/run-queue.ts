@@ -40,7 +40,12 @@ export interface LocalSlot {
 export interface ConsumeOptions<T> {
   concurrency: number;
   claim: () => Promise<T | null>;
-  handler: (item: T) => Promise<void>;
+  /**
+   * Runs one item. `wantsMore()` says whether runs announced to this consumer wait for a
+   * slot: the handler may then claim the next one as it ends (runs.finish with `claim`)
+   * and return it, to run in the same slot without a claim of its own.
+   */
+  handler: (item: T, wantsMore: () => boolean) => Promise<T | null | void>;
   /** Safety net for rings lost while the bell was unreachable. */
   pollMs: number;
   /** Lets run creation in this process hand runs claimed at insert to this consumer (RunQueue.reserve). */

@@ -17,6 +17,15 @@ const LEASE_COLUMNS = ["attempt", "lease_owner", "lease_expires_at", "cancel_act
 
 export type ClaimedRun = Run & RunLease;
 
+/** A row of openplane_finish_run_v2: the finish, then the claimed run's columns (all null when none). */
+type FinishRow = {
+  thread_id: string;
+  next_run_id: string | null;
+  next_attempt: number | null;
+  next_delay_ms: number | null;
+  claimed_thread_id: string | null;
+} & { [K in Exclude<keyof ClaimedRun, "thread_id">]: ClaimedRun[K] | null };
+
 export interface CreateRunInput {
   run_id: string;
   thread_id: string;
@@ -162,20 +171,26 @@ export function createRunsRepo(sql: Sql) {
     /**
      * Records the outcome, refreshes the thread's cached state and status, and
      * returns the thread's next pending run so the caller can dispatch it.
-     * Returns null dispatch data if this worker no longer holds the run.
+     * `finished` is false if this worker no longer holds the run.
+     * With `claim`, the same round trip then claims the next eligible run of any
+     * thread for that worker (as claimNext; migration 0008), returned as `claimed`.
      */
-    async finish(f: FinishInput): Promise<{ finished: boolean; next: Dispatch | null }> {
+    async finish(f: FinishInput & { claim?: { owner: string; leaseSecs: number } | null }): Promise<{
+      finished: boolean;
+      next: Dispatch | null;
+      claimed: ClaimedRun | null;
+    }> {
       // One round trip; the thread is locked first (migration 0006 says why).
-      const [row] = await sql<Array<{ thread_id: string; next_run_id: string | null; next_attempt: number | null; next_delay_ms: number | null }>>`
-        SELECT * FROM openplane_finish_run_v1(
+      const [row] = await sql<Array<FinishRow>>`
+        SELECT * FROM openplane_finish_run_v2(
           ${f.run_id}::uuid, ${f.owner}::text, ${f.status}::text, ${f.values !== null}::boolean,
           ${f.values === null ? null : sql.json(f.values as never)}::jsonb, ${sql.json(f.interrupts as never)}::jsonb,
-          ${f.error ? sql.json(f.error as never) : null}::jsonb, ${f.hasPendingNext}::boolean)`;
-      if (!row) return { finished: false, next: null };
-      const next = row.next_run_id
-        ? { run_id: row.next_run_id, thread_id: row.thread_id, attempt: row.next_attempt!, delay_ms: row.next_delay_ms! }
-        : null;
-      return { finished: true, next };
+          ${f.error ? sql.json(f.error as never) : null}::jsonb, ${f.hasPendingNext}::boolean,
+          ${f.claim?.owner ?? null}::text, ${f.claim?.leaseSecs ?? null}::float8)`;
+      if (!row) return { finished: false, next: null, claimed: null };
+      const { thread_id, next_run_id, next_attempt, next_delay_ms, claimed_thread_id, ...claimed } = row;
+      const next = next_run_id ? { run_id: next_run_id, thread_id, attempt: next_attempt!, delay_ms: next_delay_ms! } : null;
+      return { finished: true, next, claimed: claimed.run_id ? ({ ...claimed, thread_id: claimed_thread_id } as ClaimedRun) : null };
     },
 
     /**

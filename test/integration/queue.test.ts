@@ -409,3 +409,45 @@ describe("reserve: a free slot for a run claimed at insert", () => {
     await waitFor(() => queue.reserve() !== null, 5_000, "a slot once the claim found nothing");
   });
 });
+
+describe("a handler claims the next run as it ends (runs.finish with claim)", () => {
+  it("is told when announced runs wait; the run it returns keeps its slot, with no claim of its own; close waits for it", async () => {
+    const queue = createRunQueue(createLocalBell(), () => {});
+    const src = source();
+    const told: boolean[] = [];
+    const gates = new Map<string, () => void>();
+    const consumer = await queue.consume({
+      concurrency: 1,
+      pollMs: 60_000,
+      claim: src.claim,
+      handler: async (id: string, wantsMore) => {
+        src.handled.push({ id, at: Date.now() });
+        await new Promise<void>((r) => gates.set(id, r));
+        told.push(wantsMore());
+        // Plays runs.finish with a claim: takes the next waiting run itself.
+        return wantsMore() ? (src.items.shift() ?? null) : null;
+      },
+    });
+    await sleep(50); // the start-up look-around found nothing
+    src.items.push("first");
+    await queue.dispatch([ring()]);
+    await waitFor(() => src.handled.length === 1, 5_000, "the first run");
+    const claimsBefore = src.claims;
+    src.items.push("second");
+    await queue.dispatch([ring()]); // announced while the only slot is busy
+    await sleep(20);
+    gates.get("first")!();
+    await waitFor(() => src.handled.length === 2, 5_000, "the second run, handed over");
+    expect(src.handled[1]!.id).toBe("second");
+    expect(told).toEqual([true]);
+    expect(src.claims).toBe(claimsBefore); // no claim query: the handler's finish took it
+    let closed = false;
+    const closing = consumer.close().then(() => (closed = true));
+    await sleep(50);
+    expect(closed).toBe(false); // the handed-over run is still running
+    gates.get("second")!();
+    await closing;
+    expect(told).toEqual([true, false]); // nothing announced any more (and closing)
+    await queue.close();
+  });
+});

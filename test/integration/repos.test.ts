@@ -465,7 +465,7 @@ describe("runs repo: heartbeat, finish, release, reclaim", () => {
     const run = await createRun(t.thread_id);
     await runs.claim(run.run_id, "w1", 30);
     const res = await runs.finish(finishInput(run.run_id, "w1", { values: { count: 3 } }));
-    expect(res).toEqual({ finished: true, next: null });
+    expect(res).toEqual({ finished: true, next: null, claimed: null });
     const row = await runRow(run.run_id);
     expect(row).toMatchObject({ status: "success", lease_owner: null, lease_expires_at: null });
     expect(row.ended_at).not.toBeNull();
@@ -519,7 +519,7 @@ describe("runs repo: heartbeat, finish, release, reclaim", () => {
     await runs.claim(a.run_id, "w1", 30);
     const res = await runs.finish(finishInput(a.run_id, "w1", { values: { x: 1 } }));
     // attempt: how many times the run was tried so far (part of its queue job id).
-    expect(res).toEqual({ finished: true, next: { run_id: b.run_id, thread_id: t.thread_id, delay_ms: 0, attempt: 0 } });
+    expect(res).toEqual({ finished: true, next: { run_id: b.run_id, thread_id: t.thread_id, delay_ms: 0, attempt: 0 }, claimed: null });
     expect(await threads.get(t.thread_id)).toMatchObject({ status: "busy", values: { x: 1 } });
     await runs.claim(b.run_id, "w1", 30);
     expect((await runs.finish(finishInput(b.run_id, "w1"))).next?.run_id).toBe(c.run_id);
@@ -540,7 +540,7 @@ describe("runs repo: heartbeat, finish, release, reclaim", () => {
     const t = await newThread();
     const run = await createRun(t.thread_id);
     await runs.claim(run.run_id, "w1", 30);
-    expect(await runs.finish(finishInput(run.run_id, "w2", { status: "error" }))).toEqual({ finished: false, next: null });
+    expect(await runs.finish(finishInput(run.run_id, "w2", { status: "error" }))).toEqual({ finished: false, next: null, claimed: null });
     expect((await runRow(run.run_id)).status).toBe("running");
     expect((await threads.get(t.thread_id))!.status).toBe("busy");
   });
@@ -656,6 +656,51 @@ describe("runs repo: claimNext (the queue)", () => {
   });
 });
 
+describe("runs repo: finish and claim the next run in one round trip", () => {
+  beforeEach(async () => {
+    await sql`DELETE FROM run WHERE status = 'pending'`;
+  });
+  const claim = { owner: "w2", leaseSecs: 30 };
+
+  it("claims the oldest eligible run of any thread, as claimNext would, and still reports the thread's own next", async () => {
+    const t = await newThread();
+    const other = await newThread();
+    const run = await createRun(t.thread_id);
+    await runs.claim(run.run_id, "w1", 30);
+    const elsewhere = await createRun(other.thread_id);
+    const behind = await createRun(t.thread_id);
+    const result = await runs.finish({ ...finishInput(run.run_id, "w1"), claim });
+    expect(result.finished).toBe(true);
+    expect(result.claimed).toMatchObject({ run_id: elsewhere.run_id, thread_id: other.thread_id, status: "running", attempt: 1, lease_owner: "w2", cancel_action: null });
+    expect(result.claimed!.created_at).toBe(elsewhere.created_at);
+    expect(result.next).toEqual({ run_id: behind.run_id, thread_id: t.thread_id, attempt: 0, delay_ms: 0 });
+    expect((await runRow(run.run_id)).status).toBe("success");
+    expect((await runRow(elsewhere.run_id)).status).toBe("running");
+  });
+
+  it("may claim the finished run's own next: it is then not also reported to ring for", async () => {
+    const t = await newThread();
+    const run = await createRun(t.thread_id);
+    await runs.claim(run.run_id, "w1", 30);
+    const behind = await createRun(t.thread_id);
+    const result = await runs.finish({ ...finishInput(run.run_id, "w1"), claim });
+    expect(result).toMatchObject({ finished: true, next: null, claimed: { run_id: behind.run_id, lease_owner: "w2" } });
+    expect((await threads.get(t.thread_id))!.status).toBe("busy");
+  });
+
+  it("claims nothing when nothing is eligible, or when the finish is not this worker's", async () => {
+    const t = await newThread();
+    const run = await createRun(t.thread_id);
+    await runs.claim(run.run_id, "w1", 30);
+    const waiting = await createRun((await newThread()).thread_id);
+    expect(await runs.finish({ ...finishInput(run.run_id, "someone-else"), claim })).toEqual({ finished: false, next: null, claimed: null });
+    expect((await runRow(waiting.run_id)).status).toBe("pending");
+    await runs.claim(waiting.run_id, "w3", 30);
+    expect(await runs.finish({ ...finishInput(run.run_id, "w1"), claim })).toEqual({ finished: true, next: null, claimed: null });
+    expect((await threads.get(t.thread_id))!.status).toBe("idle");
+  });
+});
+
 describe("runs repo: finish sets the thread's status", () => {
   // othersActive (another run pending on the thread), failed, hasPendingNext → thread status
   it.each([
@@ -674,7 +719,11 @@ describe("runs repo: finish sets the thread's status", () => {
     const other = othersActive ? await createRun(t.thread_id) : null;
     const error = failed ? { error: "ValueError", message: "boom" } : null;
     const result = await runs.finish(finishInput(run.run_id, "w1", { status: failed ? "error" : "success", hasPendingNext, error }));
-    expect(result).toEqual({ finished: true, next: other ? { run_id: other.run_id, thread_id: t.thread_id, attempt: 0, delay_ms: 0 } : null });
+    expect(result).toEqual({
+      finished: true,
+      next: other ? { run_id: other.run_id, thread_id: t.thread_id, attempt: 0, delay_ms: 0 } : null,
+      claimed: null,
+    });
     expect((await threads.get(t.thread_id))!.status).toBe(expected);
   });
 });
@@ -693,7 +742,7 @@ describe("runs repo: finish racing a run created on the same thread", () => {
       finishing = runs.finish(finishInput(first.run_id, "w1"));
       await new Promise((r) => setTimeout(r, 300)); // the finish is now waiting for the lock
     });
-    expect(await finishing).toEqual({ finished: true, next: { run_id: second, thread_id: t.thread_id, attempt: 0, delay_ms: 0 } });
+    expect(await finishing).toEqual({ finished: true, next: { run_id: second, thread_id: t.thread_id, attempt: 0, delay_ms: 0 }, claimed: null });
     expect((await threads.get(t.thread_id))!.status).toBe("busy");
   });
 });

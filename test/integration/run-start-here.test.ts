@@ -13,7 +13,10 @@ import type { ApiClient, Json } from "./api-support.js";
 // has a free slot and the thread has nothing in flight (migration 0007): no claim query,
 // no ring. Everything else goes through the queue as before.
 
-/** Records the runs the worker took through the queue (runs.claimNext), as opposed to at insert. */
+/**
+ * Records the runs the worker took through the queue (runs.claimNext, or claimed by the
+ * finish of the run before them in the slot), as opposed to at insert.
+ */
 function recordClaims(stack: TestStack): Set<string> {
   const viaQueue = new Set<string>();
   const runs = stack.deps.runs;
@@ -22,6 +25,12 @@ function recordClaims(stack: TestStack): Set<string> {
     const run = await claimNext(owner, leaseSecs);
     if (run) viaQueue.add(run.run_id);
     return run;
+  };
+  const finish = runs.finish.bind(runs);
+  runs.finish = async (input) => {
+    const result = await finish(input);
+    if (result.claimed) viaQueue.add(result.claimed.run_id);
+    return result;
   };
   return viaQueue;
 }
