@@ -3,7 +3,7 @@ import { isTerminal } from "../domain/run.js";
 import type { GraphRegistry } from "../graphs/registry.js";
 import type { Logger } from "../lib/logger.js";
 import { uuidv7 } from "../lib/uuid.js";
-import type { RunQueue, RunQueueConsumer } from "../queue/run-queue.js";
+import type { HandlerSlot, RunQueue, RunQueueConsumer } from "../queue/run-queue.js";
 import type { CheckpointsRepo } from "../storage/checkpoints.js";
 import type { ClaimedRun, RunsRepo } from "../storage/runs.js";
 import type { ThreadsRepo } from "../storage/threads.js";
@@ -57,9 +57,9 @@ export function createWorker(deps: WorkerDeps) {
   let sweepTimer: NodeJS.Timeout | null = null;
   let sweeping: Promise<void> | null = null;
   /** Handlers in progress. */
-  const handling = new Set<Promise<unknown>>();
-  const tracked = (claimed: Claimed, wantsMore: () => boolean): Promise<Claimed | null> => {
-    const p = handle(claimed, wantsMore).finally(() => handling.delete(p));
+  const handling = new Set<Promise<void>>();
+  const tracked = (claimed: Claimed, slot: HandlerSlot<Claimed>): Promise<void> => {
+    const p = handle(claimed, slot).finally(() => handling.delete(p));
     handling.add(p);
     return p;
   };
@@ -72,15 +72,15 @@ export function createWorker(deps: WorkerDeps) {
   };
 
   /**
-   * Executes a claimed run and records its end. Returns the run claimed in the same round
-   * trip as that end (when runs wait for this slot), for the queue to run in this slot.
+   * Executes a claimed run and records its end. When runs wait for this slot, the end also
+   * claims the next one, which starts in this slot at once (slot.handOver).
    */
-  async function handle({ run, claimStarted }: Claimed, wantsMore: () => boolean): Promise<Claimed | null> {
+  async function handle({ run, claimStarted }: Claimed, slot: HandlerSlot<Claimed>): Promise<void> {
     if (state !== "active") {
       // Claimed as we began to stop: give it straight back.
       const back = await deps.runs.release(run.run_id, owner).catch(() => null);
       if (back) await deps.queue.dispatch([back]).catch(() => {});
-      return null;
+      return;
     }
     const rlog = log.child({ run_id: run.run_id, thread_id: run.thread_id, attempt: run.attempt });
     const { attempt: _a, lease_owner: _o, lease_expires_at: _e, cancel_action: _c, ...publicRun } = run;
@@ -102,7 +102,7 @@ export function createWorker(deps: WorkerDeps) {
       if (next) await deps.queue.dispatch([next]).catch((err) => rlog.warn({ err }, "ring failed"));
       await deps.bus.finish(run.run_id);
       await threadEvent("lifecycle", { run_id: run.run_id, status: "error" });
-      return null;
+      return;
     }
     rlog.debug("run started");
     void threadEvent("lifecycle", { run_id: run.run_id, status: "running" });
@@ -152,17 +152,15 @@ export function createWorker(deps: WorkerDeps) {
     listening.catch((err) => rlog.warn({ err }, "cancel subscription failed"));
     if (run.cancel_action) abort(run.cancel_action);
     const started = Date.now();
-    /** Claimed together with this run's end: handed to the queue whatever happens after. */
-    let following: Claimed | null = null;
     try {
       const outcome = await executeRun(deps, run, controller.signal);
       if (controller.signal.reason === "rollback") {
         await rollback(run.run_id, run.thread_id, String(run.kwargs.config.configurable?.graph_id ?? ""));
         rlog.info({ ms: Date.now() - started }, "run rolled back");
         await threadEvent("lifecycle", { run_id: run.run_id, status: "interrupted" });
-        return null;
+        return;
       }
-      const claimAlso = state === "active" && wantsMore();
+      const claimAlso = state === "active" && slot.wantsMore();
       const finishStarted = performance.now();
       const { finished, next, claimed } = await deps.runs.finish({
         run_id: run.run_id,
@@ -170,7 +168,8 @@ export function createWorker(deps: WorkerDeps) {
         ...outcome,
         claim: claimAlso ? { owner, leaseSecs: deps.leaseSecs } : null,
       });
-      if (claimed) following = { run: claimed, claimStarted: finishStarted };
+      // It starts now, leased and heartbeating in its own handler, while this one ends the stream.
+      if (claimed) slot.handOver({ run: claimed, claimStarted: finishStarted });
       rlog.info({ status: outcome.status, ms: Date.now() - started, recorded: finished }, "run finished");
       if (finished) {
         // Before the end of the run's stream: a client that saw the run end and follows the
@@ -227,7 +226,6 @@ export function createWorker(deps: WorkerDeps) {
       await listening.then((unlisten) => unlisten()).catch(() => {});
       await Promise.all(threadSends);
     }
-    return following;
   }
 
   /** Rollback: the run and every checkpoint it wrote disappear; the thread shows the state before it. */
@@ -291,8 +289,12 @@ export function createWorker(deps: WorkerDeps) {
       if ((await Promise.race([drained.then(() => "drained" as const), timer])) === "timeout") {
         log.warn({ active: active.size }, "grace period over: handing back active runs");
         for (const c of active.values()) c.abort("shutdown");
-        // Let the aborted handlers record the hand-back before the stores close (bounded).
-        await Promise.race([Promise.allSettled([...handling]), new Promise((r) => setTimeout(r, 5_000).unref())]);
+        // Let the aborted handlers record the hand-back before the stores close (bounded), runs
+        // handed over meanwhile included.
+        const settled = (async () => {
+          while (handling.size > 0) await Promise.allSettled([...handling]);
+        })();
+        await Promise.race([settled, new Promise((r) => setTimeout(r, 5_000).unref())]);
         await consumer?.close(true);
       }
       await sweeping;

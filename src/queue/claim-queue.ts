@@ -70,6 +70,8 @@ function startConsumer<T>(opts: ConsumeOptions<T>, onError: (err: unknown) => vo
   let looked = 0;
   let active = 0;
   let pumping: Promise<void> | null = null;
+  /** A pump claim in flight: it takes a slot if it finds a run, whatever the credits say by then. */
+  let claiming = false;
   let closed = false;
   const handlers = new Set<Promise<void>>();
   /** Slots held for runs being inserted claimed (reserve): close waits for them too. */
@@ -115,6 +117,7 @@ function startConsumer<T>(opts: ConsumeOptions<T>, onError: (err: unknown) => vo
     while (!closed && wanted() && active < opts.concurrency) {
       let item: T | null;
       const [rungBefore, lookedBefore] = [rung, looked];
+      claiming = true;
       try {
         item = await opts.claim();
       } catch (err) {
@@ -124,6 +127,8 @@ function startConsumer<T>(opts: ConsumeOptions<T>, onError: (err: unknown) => vo
         unknown = false;
         later(CLAIM_RETRY_MS, lookAround);
         return;
+      } finally {
+        claiming = false;
       }
       if (item === null) {
         // Nothing to claim: forget what was announced before this claim, not what came
@@ -140,18 +145,24 @@ function startConsumer<T>(opts: ConsumeOptions<T>, onError: (err: unknown) => vo
 
   const wantsMore = () => !closed && wanted();
 
-  /** Runs the handler in a slot already counted in `active`; a run it claimed as it ended keeps the slot. */
+  /** Runs the handler in a slot already counted in `active`, until it ends or hands the slot over. */
   const run = (item: T) => {
+    let handedOver = false;
+    const slot = {
+      wantsMore,
+      handOver(next: T) {
+        if (handedOver) throw new Error("slot already handed over");
+        handedOver = true;
+        if (credits > 0) credits--;
+        run(next); // same slot: `active` unchanged
+      },
+    };
     const p: Promise<void> = opts
-      .handler(item, wantsMore)
-      .catch((err) => void onError(err))
-      .then((next) => {
+      .handler(item, slot)
+      .catch(onError)
+      .finally(() => {
         handlers.delete(p);
-        if (next != null) {
-          if (credits > 0) credits--;
-          run(next); // registered before this handler counts as done (close waits for it)
-          return;
-        }
+        if (handedOver) return;
         active--;
         if (wanted()) kick();
       });
@@ -160,12 +171,13 @@ function startConsumer<T>(opts: ConsumeOptions<T>, onError: (err: unknown) => vo
 
   /**
    * Only a slot no waiting run needs: one beyond the runs announced and not yet claimed
-   * (counted in `credits`, claims in flight included), and none while how many wait is
-   * unknown. A run claimed at insert then never takes a waiting run's place.
+   * (`credits`; a claim in flight counts even if a hand-over spent its credit), and none
+   * while how many wait is unknown. A run claimed at insert then never takes a waiting
+   * run's place.
    */
   const reserve = (): LocalSlot | null => {
     const local = opts.local;
-    if (!local || closed || unknown || active + credits >= opts.concurrency) return null;
+    if (!local || closed || unknown || active + Math.max(credits, claiming ? 1 : 0) >= opts.concurrency) return null;
     active++;
     let settled = false;
     let done!: () => void;

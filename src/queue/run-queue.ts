@@ -40,16 +40,24 @@ export interface LocalSlot {
 export interface ConsumeOptions<T> {
   concurrency: number;
   claim: () => Promise<T | null>;
-  /**
-   * Runs one item. `wantsMore()` says whether runs announced to this consumer wait for a
-   * slot: the handler may then claim the next one as it ends (runs.finish with `claim`)
-   * and return it, to run in the same slot without a claim of its own.
-   */
-  handler: (item: T, wantsMore: () => boolean) => Promise<T | null | void>;
+  /** Runs one item in a slot; see HandlerSlot for handing the slot on early. */
+  handler: (item: T, slot: HandlerSlot<T>) => Promise<void>;
   /** Safety net for rings lost while the bell was unreachable. */
   pollMs: number;
   /** Lets run creation in this process hand runs claimed at insert to this consumer (RunQueue.reserve). */
   local?: { owner: string; leaseSecs: number; item: (run: ClaimedRun, claimStarted: number) => T };
+}
+
+/**
+ * What a handler knows of its slot. When `wantsMore()` (runs announced to this consumer
+ * wait for a slot), the handler may claim the next one as its run ends (runs.finish with
+ * `claim`) and `handOver` it: it starts at once in this slot, with no claim of its own,
+ * while the handler finishes its follow-up work outside the slot count.
+ */
+export interface HandlerSlot<T> {
+  wantsMore(): boolean;
+  /** At most once per handler. */
+  handOver(next: T): void;
 }
 
 export interface RunQueueConsumer {

@@ -32,8 +32,6 @@ export interface RunAwarePostgresSaverOptions {
 const MAX_BATCH_WRITES = 64;
 const MAX_BATCH_BYTES = 4 * 1024 * 1024;
 
-/** Errors one bad write can cause (data exception, integrity, program limit): retried one by one. */
-const isolatable = (err: unknown) => /^(22|23|54)/.test(String((err as { code?: unknown }).code ?? ""));
 
 interface TupleRow {
   checkpoint_id: string;
@@ -85,7 +83,7 @@ export class RunAwarePostgresSaver extends PostgresSaver {
         const { stmt, values } = this.sql.write(batch);
         await this.run(stmt, values);
       },
-      { maxInFlight: options.maxWriteBatches ?? 2, maxWrites: MAX_BATCH_WRITES, maxBytes: MAX_BATCH_BYTES, isolatable },
+      { maxInFlight: options.maxWriteBatches ?? 2, maxWrites: MAX_BATCH_WRITES, maxBytes: MAX_BATCH_BYTES },
     );
   }
 

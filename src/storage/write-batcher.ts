@@ -10,7 +10,11 @@
  * waits while an earlier write to one of its rows is queued or in flight, so
  * writes to one row commit in the order they were submitted. A write's promise
  * settles only after its batch committed: nothing is acknowledged before it is
- * durable, as with one statement per write.
+ * durable, as with one statement per write. A failed batch is retried write by
+ * write, so one write's bad data fails only that write.
+ *
+ * With `maxInFlight` lanes, one slow statement (a large state, a row lock held by
+ * another writer) holds up the writes queued behind it until a lane frees.
  */
 
 export interface WriteBatcherOptions {
@@ -20,12 +24,6 @@ export interface WriteBatcherOptions {
   maxWrites: number;
   /** Payload bytes per batch; a single larger write still goes, alone. */
   maxBytes: number;
-  /**
-   * Whether a batch's failure may be one write's fault (bad data): its writes are
-   * then sent one by one, so only the culprit fails. Otherwise (connection lost)
-   * every write of the batch fails with the error.
-   */
-  isolatable: (err: unknown) => boolean;
 }
 
 interface Pending<W> {
@@ -93,11 +91,10 @@ export function createWriteBatcher<W>(send: (writes: W[]) => Promise<void>, opts
     try {
       await send(batch.map((p) => p.write));
     } catch (err) {
-      if (batch.length === 1 || !opts.isolatable(err)) {
-        for (const p of batch) p.reject(err);
-        return;
-      }
-      // One by one, on the same connection budget: only the bad write fails.
+      if (batch.length === 1) return batch[0]!.reject(err);
+      // One by one, on the same connection budget (the writes are idempotent, and no later
+      // write to their rows has started): a write fails only for its own fault, or as it
+      // would have alone (a lost connection, a deadlock, a timeout).
       for (const p of batch) await send([p.write]).then(p.resolve, p.reject);
       return;
     }

@@ -410,22 +410,69 @@ describe("reserve: a free slot for a run claimed at insert", () => {
   });
 });
 
-describe("a handler claims the next run as it ends (runs.finish with claim)", () => {
-  it("is told when announced runs wait; the run it returns keeps its slot, with no claim of its own; close waits for it", async () => {
+describe("a handler claims the next run as it ends (runs.finish with claim) and hands its slot over", () => {
+  it("a hand-over that spends the credit of a claim in flight leaves no slot to reserve: that claim still needs one", async () => {
+    const queue = createRunQueue(createLocalBell(), () => {});
+    const items: string[] = [];
+    const handled: string[] = [];
+    let openClaim!: () => void;
+    const claimGate = new Promise<void>((r) => (openClaim = r));
+    const gates = new Map<string, () => void>();
+    const consumer = await queue.consume({
+      concurrency: 2,
+      pollMs: 60_000,
+      claim: async () => {
+        const id = items.shift() ?? null;
+        if (id === "Y") await claimGate;
+        return id;
+      },
+      handler: async (id: string, slot) => {
+        handled.push(id);
+        await new Promise<void>((r) => gates.set(id, r));
+        if (id === "A" && slot.wantsMore()) slot.handOver("X");
+      },
+      local: { owner: "me", leaseSecs: 30, item: (run) => run.run_id },
+    });
+    await sleep(50);
+    items.push("A");
+    await queue.dispatch([ring()]);
+    await waitFor(() => handled.length === 1, 5_000, "A running");
+    items.push("Y");
+    await queue.dispatch([ring()]); // the pump's claim of Y is now in flight
+    await sleep(20);
+    gates.get("A")!(); // A's finish claims X instead and hands its slot over
+    await waitFor(() => handled.includes("X"), 5_000, "X handed over");
+    expect(queue.reserve()).toBeNull(); // one slot is X's, the other is Y's claim's
+    openClaim();
+    await waitFor(() => handled.includes("Y"), 5_000, "Y claimed");
+    expect(queue.reserve()).toBeNull(); // both slots busy, none beyond
+    gates.get("X")!();
+    gates.get("Y")!();
+    await consumer.close();
+    await queue.close();
+  });
+
+  it("is told when announced runs wait; the run it hands over starts at once in its slot, with no claim of its own; close waits for both", async () => {
     const queue = createRunQueue(createLocalBell(), () => {});
     const src = source();
     const told: boolean[] = [];
     const gates = new Map<string, () => void>();
+    const tails = new Map<string, () => void>();
     const consumer = await queue.consume({
       concurrency: 1,
       pollMs: 60_000,
       claim: src.claim,
-      handler: async (id: string, wantsMore) => {
+      handler: async (id: string, slot) => {
         src.handled.push({ id, at: Date.now() });
         await new Promise<void>((r) => gates.set(id, r));
-        told.push(wantsMore());
+        told.push(slot.wantsMore());
         // Plays runs.finish with a claim: takes the next waiting run itself.
-        return wantsMore() ? (src.items.shift() ?? null) : null;
+        const next = slot.wantsMore() ? src.items.shift() : undefined;
+        if (!next) return;
+        slot.handOver(next);
+        expect(() => slot.handOver("again")).toThrow(/already/);
+        // Follow-up work (ending the stream...) after the hand-over.
+        await new Promise<void>((r) => tails.set(id, r));
       },
     });
     await sleep(50); // the start-up look-around found nothing
@@ -437,12 +484,15 @@ describe("a handler claims the next run as it ends (runs.finish with claim)", ()
     await queue.dispatch([ring()]); // announced while the only slot is busy
     await sleep(20);
     gates.get("first")!();
+    // The second starts while the first handler is still in its follow-up work.
     await waitFor(() => src.handled.length === 2, 5_000, "the second run, handed over");
     expect(src.handled[1]!.id).toBe("second");
     expect(told).toEqual([true]);
     expect(src.claims).toBe(claimsBefore); // no claim query: the handler's finish took it
+    expect(queue.reserve()).toBeNull(); // the slot is the second run's
     let closed = false;
     const closing = consumer.close().then(() => (closed = true));
+    tails.get("first")!();
     await sleep(50);
     expect(closed).toBe(false); // the handed-over run is still running
     gates.get("second")!();

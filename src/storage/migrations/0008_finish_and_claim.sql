@@ -4,8 +4,11 @@
 -- same round trip and transaction, it claims the oldest eligible pending run
 -- of any thread exactly as runs.claimNext does (FIFO per thread, one running
 -- run per thread, SKIP LOCKED between claimers). The claim never undoes the
--- finish: when another claimer wins the race for the run's thread (unique
--- violation), nothing is claimed and the finish stands.
+-- finish: it runs in a subtransaction, and when it fails (another claimer won
+-- the race for a thread: unique violation; a deadlock; anything else but a
+-- cancel) nothing is claimed and the finish stands. It scans pending runs while
+-- the finished run's thread is locked: cheap with the partial indexes, and only
+-- asked for when runs are known to wait.
 CREATE FUNCTION openplane_finish_run_v2(
   p_run_id uuid,
   p_owner text,
@@ -96,7 +99,7 @@ BEGIN
         FOR UPDATE SKIP LOCKED)
       AND r.status = 'pending'
       RETURNING r.* INTO v_claimed;
-    EXCEPTION WHEN unique_violation THEN
+    EXCEPTION WHEN OTHERS THEN
       v_claimed := NULL;
     END;
   END IF;
