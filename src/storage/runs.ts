@@ -197,6 +197,7 @@ export function createRunsRepo(sql: Sql) {
      * Claims the oldest eligible pending run of any thread (see `claim` for
      * eligibility). Claimers skip each other's candidates (SKIP LOCKED); a
      * race on one thread is settled by the unique index and retried.
+     * openplane_finish_run_v2 (migration 0008) runs the same statement: keep them alike.
      */
     async claimNext(owner: string, leaseSecs: number): Promise<ClaimedRun | null> {
       for (let tries = 0; ; tries++) {

@@ -79,6 +79,9 @@ BEGIN
     error = p_error
   WHERE t.thread_id = v_thread;
   IF p_claim_owner IS NOT NULL THEN
+    -- The statement of runs.claimNext (src/storage/runs.ts), inline: the same rule must hold
+    -- in both. Called through a shared plpgsql function it measured slower under load
+    -- (0.23 -> 0.45 ms mean at concurrency 32).
     BEGIN
       UPDATE run r SET
         status = 'running',
