@@ -48,13 +48,17 @@ export interface AssistantPatch {
   description?: string | null;
 }
 
-/** Escapes LIKE wildcards so user text matches literally (ESCAPE '\'). */
 const assistantNotFound = (idOrGraph: string) =>
   notFound(`No assistant found for "${idOrGraph}". Make sure the assistant ID is for a valid assistant or a valid graph ID.`);
+
+/** A graph id names the graph's system assistant; anything else is an assistant id. */
+const assistantIdFor = (idOrGraph: string, graphIds: ReadonlySet<string>) =>
+  graphIds.has(idOrGraph) ? systemAssistantId(idOrGraph) : idOrGraph;
 
 /** How many assistants run creation keeps read (a deployment has a few; the bound is for many). */
 const RUN_CACHE_SIZE = 1_000;
 
+/** Escapes LIKE wildcards so user text matches literally (ESCAPE '\'). */
 const likeLiteral = (s: string) => s.replace(/[\\%_]/g, (ch) => `\\${ch}`);
 
 export function createAssistantsRepo(sql: Sql) {
@@ -95,7 +99,7 @@ export function createAssistantsRepo(sql: Sql) {
 
     /** Accepts an assistant id or a graph id (mapped to that graph's system assistant). */
     async resolve(idOrGraph: string, graphIds: ReadonlySet<string>): Promise<Assistant> {
-      const id = graphIds.has(idOrGraph) ? systemAssistantId(idOrGraph) : idOrGraph;
+      const id = assistantIdFor(idOrGraph, graphIds);
       const found = await this.get(id);
       if (!found) {
         throw assistantNotFound(idOrGraph);
@@ -110,7 +114,7 @@ export function createAssistantsRepo(sql: Sql) {
      * it no longer matches.
      */
     async resolveForRun(idOrGraph: string, graphIds: ReadonlySet<string>, fresh = false): Promise<{ assistant: Assistant; token: string }> {
-      const id = graphIds.has(idOrGraph) ? systemAssistantId(idOrGraph) : idOrGraph;
+      const id = assistantIdFor(idOrGraph, graphIds);
       const cached = fresh ? undefined : runCache.get(id);
       if (cached) {
         boundedSet(runCache, id, cached, RUN_CACHE_SIZE); // most recently used last

@@ -26,11 +26,11 @@ export interface CheckpointStatements {
    */
   write: (batch: readonly CheckpointWrite[]) => { stmt: Statement; values: unknown[] };
   /** One checkpoint by id, with its channel values and pending writes. */
-  selectById: { name: string; text: string };
+  selectById: Statement;
   /** The newest checkpoint of a thread and namespace, same columns. */
-  selectLatest: { name: string; text: string };
+  selectLatest: Statement;
   /** A thread's checkpoints, blobs and writes, in one statement. */
-  deleteThread: { name: string; text: string };
+  deleteThread: Statement;
 }
 
 /** SQL for one blob of a packed parameter: NULL where the length is -1. */

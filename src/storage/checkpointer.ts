@@ -15,6 +15,7 @@ import {
   writeKeys,
   type CheckpointStatements,
   type CheckpointWrite,
+  type Statement,
 } from "./checkpoint-sql.js";
 import { createWriteBatcher, type WriteBatcher } from "./write-batcher.js";
 
@@ -208,7 +209,7 @@ export class RunAwarePostgresSaver extends PostgresSaver {
    * saver sends its statements unnamed, and retries that one.
    */
   private async run<R extends pg.QueryResultRow = pg.QueryResultRow>(
-    stmt: { name: string; text: string },
+    stmt: Statement,
     values: readonly unknown[],
   ): Promise<pg.QueryResult<R>> {
     if (!this.prepared) return this.ownPool.query<R>(stmt.text, values as unknown[]);

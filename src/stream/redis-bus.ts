@@ -189,12 +189,15 @@ export function createRedisBus(opts: {
     return entries.map(([id, fields]) => ({ id, event: fields[1] ?? "", data: fields[3] ?? "null" }));
   };
 
-  const appendScript = async (runId: string, id: string, event: string, data: string, ttl: number, prev: string): Promise<[string, string]> => {
-    const args = [logKey(runId), evChannel(runId), maxEvents, id, event, data, ttl, prev] as const;
-    const res = await client.evalsha(APPEND_SHA, 2, ...args).catch((err: unknown) => {
-      if (/NOSCRIPT/.test(String((err as Error).message))) return client.eval(APPEND_SCRIPT, 2, ...args);
+  /** Runs a script by its hash, loading it when Redis does not know it (restarted, flushed). */
+  const runScript = (sha: string, script: string, args: readonly (string | number)[]): Promise<unknown> =>
+    client.evalsha(sha, 2, ...args).catch((err: unknown) => {
+      if (/NOSCRIPT/.test(String((err as Error).message))) return client.eval(script, 2, ...args);
       throw err;
     });
+
+  const appendScript = async (runId: string, id: string, event: string, data: string, ttl: number, prev: string): Promise<[string, string]> => {
+    const res = await runScript(APPEND_SHA, APPEND_SCRIPT, [logKey(runId), evChannel(runId), maxEvents, id, event, data, ttl, prev]);
     const [got = "", last = ""] = res as string[];
     return [got, last];
   };
@@ -242,18 +245,15 @@ export function createRedisBus(opts: {
    */
   function appendRolling(key: string, event: string, data: string): Promise<string> {
     return new Promise((resolve, reject) => {
-      let batch = rollingBatches.get(key);
-      if (!batch) {
-        const fresh: RollingBatch = [];
-        rollingBatches.set(key, fresh);
-        batch = fresh;
-        queueMicrotask(() => {
-          if (rollingBatches.get(key) !== fresh) return; // sent by an append meanwhile
-          rollingBatches.delete(key);
-          void sendRolling(key, fresh);
-        });
-      }
-      batch.push({ event, data, resolve, reject });
+      const waiting = rollingBatches.get(key);
+      if (waiting) return void waiting.push({ event, data, resolve, reject });
+      const batch: RollingBatch = [{ event, data, resolve, reject }];
+      rollingBatches.set(key, batch);
+      queueMicrotask(() => {
+        if (rollingBatches.get(key) !== batch) return; // sent by an append meanwhile
+        rollingBatches.delete(key);
+        void sendRolling(key, batch);
+      });
     });
   }
 
@@ -262,12 +262,9 @@ export function createRedisBus(opts: {
     // Our last id is the log's previous entry only if no append of ours is still on its way.
     const prev = inFlight === 0 ? (rollingLast.get(key) ?? "") : "";
     rollingInFlight.set(key, inFlight + 1);
-    const args = [logKey(key), evChannel(key), maxEvents, opts.ttlSecs, prev, ...batch.flatMap((b) => [b.event, b.data])] as const;
+    const args = [logKey(key), evChannel(key), maxEvents, opts.ttlSecs, prev, ...batch.flatMap((b) => [b.event, b.data])];
     try {
-      const ids = (await client.evalsha(ROLLING_SHA, 2, ...args).catch((err: unknown) => {
-        if (/NOSCRIPT/.test(String((err as Error).message))) return client.eval(ROLLING_SCRIPT, 2, ...args);
-        throw err;
-      })) as string[];
+      const ids = (await runScript(ROLLING_SHA, ROLLING_SCRIPT, args)) as string[];
       if ((rollingInFlight.get(key) ?? 1) === 1) boundedSet(rollingLast, key, ids.at(-1)!, maxTracked);
       batch.forEach((b, i) => b.resolve(ids[i]!));
     } catch (err) {
