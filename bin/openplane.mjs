@@ -11,5 +11,7 @@ if (existsSync(built)) {
   await import(pathToFileURL(built).href);
 } else {
   register();
+  // The same loader then imports the user's graphs (src/lib/import-module.ts).
+  globalThis[Symbol.for("openplane.tsx-loader")] = true;
   await import("../src/bin/openplane.ts");
 }

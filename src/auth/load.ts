@@ -1,6 +1,5 @@
 import { existsSync } from "node:fs";
-import { pathToFileURL } from "node:url";
-import { tsImport } from "tsx/esm/api";
+import { importUserModule } from "../lib/import-module.js";
 import { createCustomAuth, isAuthInstance } from "./custom.js";
 import type { AuthProvider } from "./types.js";
 
@@ -14,7 +13,7 @@ export class AuthLoadError extends Error {}
  */
 export async function loadCustomAuth(file: string, exportName: string): Promise<AuthProvider> {
   if (!existsSync(file)) throw new AuthLoadError(`auth.path: file not found: ${file}`);
-  const mod = (await tsImport(pathToFileURL(file).href, import.meta.url)) as Record<string, unknown>;
+  const mod = await importUserModule(file);
   const value = mod[exportName] ?? (mod.default as Record<string, unknown> | undefined)?.[exportName];
   if (value === undefined) throw new AuthLoadError(`auth.path: ${file} has no export named "${exportName}"`);
   if (!isAuthInstance(value)) {

@@ -1,6 +1,5 @@
 import { existsSync } from "node:fs";
-import { pathToFileURL } from "node:url";
-import { tsImport } from "tsx/esm/api";
+import { importUserModule } from "../lib/import-module.js";
 import type { CustomRoutes } from "./deps.js";
 
 export class CustomAppError extends Error {}
@@ -12,7 +11,7 @@ export class CustomAppError extends Error {}
  */
 export async function loadCustomApp(file: string, exportName: string): Promise<CustomRoutes["app"]> {
   if (!existsSync(file)) throw new CustomAppError(`http.app: file not found: ${file}`);
-  const mod = (await tsImport(pathToFileURL(file).href, import.meta.url)) as Record<string, unknown>;
+  const mod = await importUserModule(file);
   const value = mod[exportName] ?? (mod.default as Record<string, unknown> | undefined)?.[exportName];
   if (value === undefined) throw new CustomAppError(`http.app: ${file} has no export named "${exportName}"`);
   if (!isHonoApp(value)) throw new CustomAppError(`http.app: "${exportName}" in ${file} is not a Hono app (new Hono() from "hono")`);
