@@ -271,29 +271,36 @@ export async function pgDelta(infra: Infra, before: PgSnapshot, after: PgSnapsho
 
 // ---------------------------------------------------------------- Redis statistics
 
-export async function redisCommandStats(r: Redis): Promise<Record<string, { calls: number; usec: number }>> {
-  const info = await r.info("commandstats");
-  const out: Record<string, { calls: number; usec: number }> = {};
-  for (const line of info.split("\n")) {
-    const m = /^cmdstat_([^:]+):calls=(\d+),usec=(\d+)/.exec(line.trim());
-    if (m) out[m[1]!] = { calls: Number(m[2]), usec: Number(m[3]) };
-  }
-  return out;
+export interface RedisStats {
+  commands: Record<string, { calls: number; usec: number }>;
+  /** Socket reads Redis processed: about one per write a client made (pipelined commands share one). */
+  reads: number;
 }
 
-export function redisDelta(before: Record<string, { calls: number; usec: number }>, after: Record<string, { calls: number; usec: number }>, runs: number) {
+export async function redisCommandStats(r: Redis): Promise<RedisStats> {
+  const [info, stats] = await Promise.all([r.info("commandstats"), r.info("stats")]);
+  const commands: RedisStats["commands"] = {};
+  for (const line of info.split("\n")) {
+    const m = /^cmdstat_([^:]+):calls=(\d+),usec=(\d+)/.exec(line.trim());
+    if (m) commands[m[1]!] = { calls: Number(m[2]), usec: Number(m[3]) };
+  }
+  const reads = Number(/^total_reads_processed:(\d+)/m.exec(stats)?.[1] ?? NaN);
+  return { commands, reads };
+}
+
+export function redisDelta(before: RedisStats, after: RedisStats, runs: number) {
   const n = Math.max(1, runs);
   const perRun: Record<string, number> = {};
   let total = 0;
   let usec = 0;
-  for (const [k, a] of Object.entries(after)) {
+  for (const [k, a] of Object.entries(after.commands)) {
     if (k === "info") continue; // our own probes
-    const calls = a.calls - (before[k]?.calls ?? 0);
+    const calls = a.calls - (before.commands[k]?.calls ?? 0);
     if (calls <= 0) continue;
     perRun[k] = calls / n;
     total += calls;
-    usec += a.usec - (before[k]?.usec ?? 0);
+    usec += a.usec - (before.commands[k]?.usec ?? 0);
   }
   const sorted = Object.fromEntries(Object.entries(perRun).sort((x, y) => y[1] - x[1]));
-  return { commandsPerRun: total / n, redisUsecPerRun: usec / n, perRun: sorted };
+  return { commandsPerRun: total / n, readsPerRun: (after.reads - before.reads) / n, redisUsecPerRun: usec / n, perRun: sorted };
 }

@@ -11,6 +11,8 @@ export type Question = "wait" | "stateless" | "stream" | "heavy" | "rss" | "prof
 
 export interface RedisDelta {
   commandsPerRun: number;
+  /** Socket reads Redis processed per run (absent in files written before it was measured). */
+  readsPerRun?: number;
   redisUsecPerRun: number;
   perRun: Record<string, number>;
 }
@@ -317,7 +319,8 @@ function profileSection(r: Results): string {
       parts.push("");
     }
     if (c.redis) {
-      parts.push(`Redis commands/run: **${n(c.redis.commandsPerRun, 2)}** (INFO commandstats; Redis-side ${n(c.redis.redisUsecPerRun, 0)} µs/run):\n`);
+      const reads = c.redis.readsPerRun === undefined ? "" : `, in ${n(c.redis.readsPerRun, 2)} socket reads (INFO stats: client writes, pipelined commands share one)`;
+      parts.push(`Redis commands/run: **${n(c.redis.commandsPerRun, 2)}**${reads} (INFO commandstats; Redis-side ${n(c.redis.redisUsecPerRun, 0)} µs/run):\n`);
       parts.push(table(["command", "calls/run"], Object.entries(c.redis.perRun).slice(0, 20).map(([k, v]) => [k, n(v, 2)])));
       parts.push("");
     }
