@@ -1,5 +1,5 @@
 import { existsSync } from "node:fs";
-import { importUserModule } from "../lib/import-module.js";
+import { importUserExport } from "../lib/import-module.js";
 import { createCustomAuth, isAuthInstance } from "./custom.js";
 import type { AuthProvider } from "./types.js";
 
@@ -13,8 +13,7 @@ export class AuthLoadError extends Error {}
  */
 export async function loadCustomAuth(file: string, exportName: string): Promise<AuthProvider> {
   if (!existsSync(file)) throw new AuthLoadError(`auth.path: file not found: ${file}`);
-  const mod = await importUserModule(file);
-  const value = mod[exportName] ?? (mod.default as Record<string, unknown> | undefined)?.[exportName];
+  const value = await importUserExport(file, exportName);
   if (value === undefined) throw new AuthLoadError(`auth.path: ${file} has no export named "${exportName}"`);
   if (!isAuthInstance(value)) {
     throw new AuthLoadError(`auth.path: "${exportName}" in ${file} is not an Auth instance (new Auth() from @langchain/langgraph-sdk/auth)`);

@@ -1,5 +1,5 @@
 import { existsSync } from "node:fs";
-import { importUserModule } from "../lib/import-module.js";
+import { importUserExport } from "../lib/import-module.js";
 import type { StoreIndexConfig } from "./config-file.js";
 
 /** What the store index needs from an embedding model (LangChain's `Embeddings` shape). */
@@ -44,8 +44,7 @@ export async function loadStoreIndex(config: StoreIndexConfig, env: NodeJS.Proce
   }
   const { file, exportName, spec } = config.embed;
   if (!existsSync(file)) throw new StoreIndexError(`store.index.embed: file not found: ${file}`);
-  const mod = await importUserModule(file);
-  const value = mod[exportName] ?? (mod.default as Record<string, unknown> | undefined)?.[exportName];
+  const value = await importUserExport(file, exportName);
   if (value === undefined) throw new StoreIndexError(`store.index.embed: ${file} has no export named "${exportName}"`);
   const embedder = asEmbedder(value, spec);
   let probe: number[][];

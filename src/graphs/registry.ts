@@ -3,7 +3,7 @@ import { dirname, join } from "node:path";
 import { createRequire } from "node:module";
 import { pathToFileURL } from "node:url";
 import type { BaseCheckpointSaver } from "@langchain/langgraph";
-import { importUserModule } from "../lib/import-module.js";
+import { importUserExport } from "../lib/import-module.js";
 import type { GraphEntry } from "./config-file.js";
 
 /** The part of a compiled LangGraph graph that openplane calls. Duck-typed on purpose: see below. */
@@ -55,8 +55,7 @@ export function createGraphRegistry(entries: GraphEntry[], checkpointer: BaseChe
     if (!p) {
       p = (async () => {
         if (!existsSync(entry.file)) throw new Error(`graph "${graphId}": file not found: ${entry.file}`);
-        const mod = await importUserModule(entry.file);
-        const value = mod[entry.exportName] ?? (mod.default as Record<string, unknown> | undefined)?.[entry.exportName];
+        const value = await importUserExport(entry.file, entry.exportName);
         if (value === undefined) {
           throw new Error(`graph "${graphId}": ${entry.file} has no export named "${entry.exportName}"`);
         }

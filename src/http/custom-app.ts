@@ -1,5 +1,5 @@
 import { existsSync } from "node:fs";
-import { importUserModule } from "../lib/import-module.js";
+import { importUserExport } from "../lib/import-module.js";
 import type { CustomRoutes } from "./deps.js";
 
 export class CustomAppError extends Error {}
@@ -11,8 +11,7 @@ export class CustomAppError extends Error {}
  */
 export async function loadCustomApp(file: string, exportName: string): Promise<CustomRoutes["app"]> {
   if (!existsSync(file)) throw new CustomAppError(`http.app: file not found: ${file}`);
-  const mod = await importUserModule(file);
-  const value = mod[exportName] ?? (mod.default as Record<string, unknown> | undefined)?.[exportName];
+  const value = await importUserExport(file, exportName);
   if (value === undefined) throw new CustomAppError(`http.app: ${file} has no export named "${exportName}"`);
   if (!isHonoApp(value)) throw new CustomAppError(`http.app: "${exportName}" in ${file} is not a Hono app (new Hono() from "hono")`);
   return value;

@@ -28,3 +28,12 @@ export async function importUserModule(file: string): Promise<Record<string, unk
   }
   return (await import(pathToFileURL(file).href)) as Record<string, unknown>;
 }
+
+/**
+ * `exportName` of a user's module (see importUserModule): the named export, else that
+ * key of the default export (a CommonJS module's exports); undefined when neither exists.
+ */
+export async function importUserExport(file: string, exportName: string): Promise<unknown> {
+  const mod = await importUserModule(file);
+  return mod[exportName] ?? (mod.default as Record<string, unknown> | undefined)?.[exportName];
+}
