@@ -80,7 +80,8 @@ export function buildServices(x: ServiceInputs) {
     async registerGraphs(): Promise<void> {
       for (const id of x.graphs.ids) await assistants.upsertSystem(id);
     },
-    worker: (tuning: WorkerTuning) => createWorker({ ...shared, ...tuning }),
+    worker: (tuning: WorkerTuning) =>
+      createWorker({ ...shared, writeBehind: (runId) => x.checkpointer.writeBehind(runId), ...tuning }),
     /**
      * Fires crons (needs `cronQueue`): each fire creates a run through the
      * API's creation path, as the user who created the cron. Started by the

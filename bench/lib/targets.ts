@@ -319,7 +319,7 @@ async function startFloorExec(o: StartOptions): Promise<Target> {
   const db = `bench_floor_exec_${o.tag}`;
   await o.infra.createDb(db);
   const load = async <T>(rel: string) => (await import(pathToFileURL(join(REPO, rel)).href)) as T;
-  const { createCheckpointer } = await load<{ createCheckpointer(uri: string, max: number, onError: (e: Error) => void): { saver: { setup(): Promise<void> }; pool: pg.Pool } }>("src/storage/checkpointer.ts");
+  const { createCheckpointer } = await load<{ createCheckpointer(uri: string, max: number, onError: (e: Error) => void): { saver: { setup(): Promise<void>; writeBehind(runId: string): unknown }; pool: pg.Pool } }>("src/storage/checkpointer.ts");
   const { createGraphRegistry } = await load<{ createGraphRegistry(entries: unknown[], saver: unknown): { loadAll(): Promise<void> } }>("src/graphs/registry.ts");
   const { createMemoryBus } = await load<{ createMemoryBus(o: { ttlSecs: number }): { finish(runId: string): Promise<void>; close(): Promise<void> } }>("src/stream/memory-bus.ts");
   const { readLanggraphConfig } = await load<{ readLanggraphConfig(p: string): Promise<{ graphs: unknown[] }> }>("src/graphs/config-file.ts");
@@ -353,7 +353,8 @@ async function startFloorExec(o: StartOptions): Promise<Target> {
         context: {},
       }),
     };
-    const out = await executeRun({ graphs, bus, tracing: null }, run, new AbortController().signal);
+    const writeBehind = (id: string) => saver.writeBehind(id);
+    const out = await executeRun({ graphs, bus, tracing: null, writeBehind }, run, new AbortController().signal);
     await bus.finish(runId);
     if (out.status !== "success") throw new Error(`run ${out.status}: ${JSON.stringify(out.error)}`);
     return out.values;

@@ -36,20 +36,32 @@ const GRAPH_MODE: Record<string, string> = {
   checkpoints: "checkpoints",
 };
 
+export interface ExecuteDeps {
+  graphs: GraphRegistry;
+  bus: RunStreamBus;
+  tracing: Tracing | null;
+  /** Pipelines the run's checkpoint writes until settled (RunAwarePostgresSaver.writeBehind). */
+  writeBehind: (runId: string) => { settle(): Promise<void> };
+}
+
 /**
  * Executes one claimed run: streams the graph, publishes every event to the
- * run's stream, and reports the outcome. It never touches run rows: the worker
- * records the outcome. Throws only when aborted for shutdown or a lost lease,
- * so the caller can hand the run back instead of finishing it.
+ * run's stream, and reports the outcome once every checkpoint it wrote is
+ * committed. It never touches run rows: the worker records the outcome.
+ * Throws only when aborted for shutdown or a lost lease, or when its start
+ * could not be published, so the caller can hand the run back instead of
+ * finishing it.
  */
-export async function executeRun(
-  deps: { graphs: GraphRegistry; bus: RunStreamBus; tracing: Tracing | null },
-  run: Run & { attempt: number },
-  signal: AbortSignal,
-): Promise<RunOutcome> {
+export async function executeRun(deps: ExecuteDeps, run: Run & { attempt: number }, signal: AbortSignal): Promise<RunOutcome> {
   const { kwargs } = run;
   const publish = (event: string, data: unknown) => deps.bus.publish(run.run_id, event, toJson(data));
-  await publish("metadata", { run_id: run.run_id, attempt: run.attempt });
+  // Not waited for before the graph starts: the bus sends a run's events in call order.
+  const announced = publish("metadata", { run_id: run.run_id, attempt: run.attempt }).then(
+    () => null,
+    (err: unknown) => ({ err }),
+  );
+  // With "sync" durability each step waits for its checkpoint: the saver must not answer early.
+  const writes = kwargs.durability === "sync" ? null : deps.writeBehind(run.run_id);
 
   const configurable: Record<string, unknown> = {
     ...(kwargs.config.configurable ?? {}),
@@ -117,6 +129,10 @@ export async function executeRun(
     } else {
       for await (const chunk of await graph.stream(input, options)) await onChunk(chunk);
     }
+    // What it streamed is durable now; a failed write fails the run.
+    await writes?.settle();
+    const notAnnounced = await announced;
+    if (notAnnounced) throw notAnnounced.err;
     if (!interrupted && lastValues !== undefined) {
       return { status: "success", values: toPlain<Record<string, unknown>>(lastValues), interrupts: {}, hasPendingNext: false, error: null };
     }
@@ -124,6 +140,9 @@ export async function executeRun(
     const state = await graph.getState(threadConfig);
     return { status: "success", ...summarise(state), error: null };
   } catch (err) {
+    // Its writes so far land before the state is read or the run is handed back.
+    await writes?.settle().catch(() => {});
+    if (await announced) throw err;
     const reason = signal.aborted ? (signal.reason as AbortReason) : null;
     if (reason === "shutdown" || reason === "lease_lost") throw err;
     if (reason === "interrupt" || reason === "rollback") {

@@ -9,7 +9,7 @@ import type { ClaimedRun, RunsRepo } from "../storage/runs.js";
 import type { ThreadsRepo } from "../storage/threads.js";
 import type { RunStreamBus } from "../stream/bus.js";
 import { publishThreadEvent } from "../stream/thread-stream.js";
-import type { AbortReason } from "./execute-run.js";
+import type { AbortReason, ExecuteDeps } from "./execute-run.js";
 import { executeRun, readThreadValues } from "./execute-run.js";
 import type { Tracing } from "./tracing.js";
 import { deliverWebhook } from "./webhook.js";
@@ -33,6 +33,8 @@ export interface WorkerDeps {
   tracing: Tracing | null;
   /** Base URL for relative webhooks; null when unknown. */
   selfUrl: () => string | null;
+  /** Pipelines a run's checkpoint writes until settled (RunAwarePostgresSaver.writeBehind). */
+  writeBehind: ExecuteDeps["writeBehind"];
 }
 
 /** How soon a run re-reads its durable cancel flag (a cancel may race its claim). */

@@ -18,6 +18,7 @@ import {
   type Statement,
 } from "./checkpoint-sql.js";
 import { createWriteBatcher, type WriteBatcher } from "./write-batcher.js";
+import { createWritePipeline, type WritePipeline } from "./write-pipeline.js";
 
 /** Configurable keys that identify the checkpoint itself, not the run. */
 const NOT_METADATA = new Set(["checkpoint_ns", "checkpoint_id", "checkpoint_map", "thread_id", "run_id"]);
@@ -55,8 +56,9 @@ interface TupleRow {
  * and putWrites are group-committed: one statement for the writes that come
  * together, from any runs (write-batcher.ts). A statement is atomic, so a
  * checkpoint row is never visible without its blobs, and in autocommit it is
- * durably committed before the promise resolves. list() and setup() are the
- * library's.
+ * durably committed before the promise resolves; a run that writes behind
+ * (writeBehind) gets that promise from settle() instead. list() and setup()
+ * are the library's.
  *
  * It also stamps every checkpoint's metadata with the run's metadata (run_id,
  * graph_id, assistant_id, user metadata) and its plain configurable values,
@@ -67,7 +69,10 @@ interface TupleRow {
 export class RunAwarePostgresSaver extends PostgresSaver {
   private readonly sql: CheckpointStatements;
   private readonly schema: string;
-  private readonly batcher: WriteBatcher<CheckpointWrite>;
+  /** Units of commit: one write, or a run's pipelined group (write-pipeline.ts). */
+  private readonly batcher: WriteBatcher<CheckpointWrite[]>;
+  /** Pipelines of the runs in progress (writeBehind), by run id. */
+  private readonly pipelines = new Map<string, WritePipeline<CheckpointWrite>>();
   /** Whether statements are sent prepared by name (see run). */
   private prepared = true;
 
@@ -79,18 +84,53 @@ export class RunAwarePostgresSaver extends PostgresSaver {
     super(ownPool, undefined, { schema });
     this.schema = schema;
     this.sql = checkpointStatements(schema);
-    this.batcher = createWriteBatcher<CheckpointWrite>(
+    this.batcher = createWriteBatcher<CheckpointWrite[]>(
       async (batch) => {
-        const { stmt, values } = this.sql.write(batch);
+        const { stmt, values } = this.sql.write(batch.flat());
         await this.run(stmt, values);
       },
       { maxInFlight: options.maxWriteBatches ?? 2, maxWrites: MAX_BATCH_WRITES, maxBytes: MAX_BATCH_BYTES },
     );
   }
 
-  /** Commits a put or putWrites, with other runs' writes when they come together. */
-  private write(w: CheckpointWrite): Promise<void> {
-    return this.batcher.submit(w, writeKeys(w), writeBytes(w));
+  /**
+   * Commits a put or putWrites, with other runs' writes when they come together; for a run
+   * writing behind, queues it in the run's pipeline and returns at once.
+   */
+  private write(config: RunnableConfig, w: CheckpointWrite): Promise<void> {
+    const runId = config.metadata?.run_id;
+    const pipeline = typeof runId === "string" ? this.pipelines.get(runId) : undefined;
+    if (pipeline) {
+      pipeline.add({ write: w, keys: writeKeys(w) });
+      return Promise.resolve();
+    }
+    return this.batcher.submit([w], writeKeys(w), writeBytes(w));
+  }
+
+  /**
+   * From now until `settle()`, the run's checkpoint writes (those whose config carries its
+   * `metadata.run_id`, its subgraphs' included) are pipelined: put and putWrites return once
+   * the write is queued, and the writes commit in order, grouped (write-pipeline.ts). Only
+   * for durability "async" or "exit", where LangGraph does not wait for a checkpoint before
+   * the next step. `settle()` resolves when all are committed and rejects with the first
+   * failure; the run reports its outcome only after it.
+   */
+  writeBehind(runId: string): { settle(): Promise<void> } {
+    const pipeline = createWritePipeline<CheckpointWrite>((group) => {
+      const writes = group.map((g) => g.write);
+      return this.batcher.submit(writes, group.flatMap((g) => g.keys), writes.reduce((n, w) => n + writeBytes(w), 0));
+    });
+    this.pipelines.set(runId, pipeline);
+    return {
+      settle: async () => {
+        try {
+          await pipeline.settle();
+        } finally {
+          // A second attempt of the run in this process may have opened its own meanwhile.
+          if (this.pipelines.get(runId) === pipeline) this.pipelines.delete(runId);
+        }
+      },
+    };
   }
 
   override async put(
@@ -113,7 +153,7 @@ export class RunAwarePostgresSaver extends PostgresSaver {
       return { channel, version: String(newVersions[channel]), type: d ? d[0] : "empty", blob: d ? d[1] : null };
     });
     const [, meta] = await this.serde.dumpsTyped({ ...runMetadata(config), ...metadata });
-    await this.write({
+    await this.write(config, {
       kind: "put",
       thread_id,
       checkpoint_ns,
@@ -145,7 +185,7 @@ export class RunAwarePostgresSaver extends PostgresSaver {
       rows = [...new Map(rows.map((r) => [r.idx, r])).values()].sort((a, b) => a.idx - b.idx);
     }
     const c = config.configurable;
-    await this.write({
+    await this.write(config, {
       kind: "writes",
       thread_id: c?.thread_id,
       checkpoint_ns: c?.checkpoint_ns,

@@ -460,6 +460,74 @@ describe("real graphs: our rows read and continued by the library's saver, and t
   });
 });
 
+describe("a run writing behind (writeBehind)", () => {
+  for (const sc of scenarios) {
+    for (const durability of ["async", "exit"] as const) {
+      it(`${sc.name} (durability ${durability}): once settled, the same results and rows as writing through`, async () => {
+        const { ours, stock } = await pairOnOneSchema();
+        const reference = sc.build().compile({ checkpointer: new MemorySaver() });
+        const ref = { configurable: { thread_id: "ref" }, durability };
+        const expected: unknown[] = [];
+        for (const input of sc.inputs) expected.push(await reference.invoke(input, ref));
+
+        const thread = randomUUID();
+        const g = sc.build().compile({ checkpointer: ours });
+        const got: unknown[] = [];
+        for (const input of sc.inputs) {
+          // Each invocation is a run of its own, settled before the next starts (as the worker does).
+          const runId = randomUUID();
+          const writes = ours.writeBehind(runId);
+          got.push(await g.invoke(input, { configurable: { thread_id: thread }, metadata: { run_id: runId }, durability }));
+          await writes.settle();
+        }
+        expect(withoutInterruptIds(got)).toEqual(withoutInterruptIds(expected));
+        // Read back by the library's saver: every checkpoint and blob made it.
+        const tc = { configurable: { thread_id: thread } };
+        const r = sc.build().compile({ checkpointer: stock });
+        expect(await r.getState(tc, { subgraphs: true })).toEqual(await g.getState(tc, { subgraphs: true }));
+        expect(await history(r, tc)).toEqual(await history(g, tc));
+      });
+    }
+  }
+
+  it("commits a run's steps in fewer statements, and only the run's own writes go behind", async () => {
+    const schema = await newSchema();
+    await new RunAwarePostgresSaver(newPool(), { schema }).setup();
+    const saver = new RunAwarePostgresSaver(newPool(true), { schema });
+    const g = steps(10).compile({ checkpointer: saver });
+    const count = async (behind: boolean) => {
+      const runId = randomUUID();
+      const writes = behind ? saver.writeBehind(runId) : null;
+      CountingClient.statements = [];
+      await g.invoke({ log: [] }, { configurable: { thread_id: randomUUID() }, metadata: { run_id: behind ? runId : "another-run" } });
+      await writes?.settle();
+      return CountingClient.statements.length;
+    };
+    const through = await count(false);
+    const behind = await count(true);
+    console.log("[checkpointer] statements per 10-step invoke: through", through, "behind", behind);
+    expect(behind).toBeLessThan(through);
+  });
+
+  it("a failed write fails settle, and the run's writes behind it never land", async () => {
+    const schema = await newSchema();
+    const saver = new RunAwarePostgresSaver(newPool(), { schema });
+    await saver.setup();
+    const meta = { source: "loop", step: 0, parents: {} } as CheckpointMetadata;
+    const config = (checkpoint_id?: string) => ({ configurable: { thread_id: "wb-fail", checkpoint_ns: "", checkpoint_id }, metadata: { run_id: "run-1" } });
+    const writes = saver.writeBehind("run-1");
+    const first = await saver.put(config(), checkpointAt(uuid6(-1), { a: 1 }, { a: 1 }), meta, { a: 1 });
+    await writes.settle();
+    const again = saver.writeBehind("run-1");
+    // jsonb refuses \u0000: this one fails; the next one (queued behind it) must not land.
+    const bad = await saver.put(config(first.configurable?.checkpoint_id), checkpointAt(uuid6(-1), { a: 2 }, { a: 2 }), { ...meta, note: "nul \u0000" } as CheckpointMetadata, { a: 2 });
+    await saver.put(config(bad.configurable?.checkpoint_id), checkpointAt(uuid6(-1), { a: 3 }, { a: 3 }), meta, { a: 3 });
+    await expect(again.settle()).rejects.toThrow(/unicode escape/i);
+    const ids = (await collect(saver, { configurable: { thread_id: "wb-fail" } })).map((t) => t.checkpoint.channel_values);
+    expect(ids).toEqual([{ a: 1 }]);
+  });
+});
+
 // ------------------------------------------------------------ statement counts
 
 describe("statements per invoke", () => {

@@ -1,0 +1,77 @@
+/**
+ * One run's checkpoint writes, pipelined. LangGraph calls a run's puts one
+ * after another, each once the previous one resolved, so a run committing
+ * them one by one waits for a commit per step. In a pipeline a write is
+ * accepted at once; the run's writes commit in the order they came, in
+ * groups: the first group goes at once, and the writes that come while it is
+ * on its way go together in the next one. A group is one statement, so it
+ * lands whole or not at all, and the committed writes are always a prefix of
+ * the run's writes: a later checkpoint never lands without the blobs an
+ * earlier one wrote.
+ *
+ * `settle()` resolves when every write so far is committed, or rejects with
+ * the first failure; the writes after a failed one are dropped (they would
+ * land past a gap). A run must settle before it reports its outcome: only
+ * then is what it streamed durable.
+ */
+
+export interface PipelinedWrite<W> {
+  write: W;
+  /** Rows it touches: a group never holds two writes to one row (one statement changes a row once). */
+  keys: readonly string[];
+}
+
+export interface WritePipeline<W> {
+  /** Queues a write after the ones before it. */
+  add(write: PipelinedWrite<W>): void;
+  /** Resolves once every write added so far is committed; rejects with the first failure. */
+  settle(): Promise<void>;
+}
+
+export function createWritePipeline<W>(commit: (group: PipelinedWrite<W>[]) => Promise<void>): WritePipeline<W> {
+  let queued: PipelinedWrite<W>[] = [];
+  let busy = false;
+  let failure: { err: unknown } | null = null;
+  let waiters: (() => void)[] = [];
+
+  const idle = () => {
+    for (const wake of waiters.splice(0)) wake();
+  };
+
+  function send(): void {
+    if (queued.length === 0) {
+      busy = false;
+      return idle();
+    }
+    const group: PipelinedWrite<W>[] = [];
+    const keys = new Set<string>();
+    let i = 0;
+    for (; i < queued.length; i++) {
+      const w = queued[i]!;
+      if (w.keys.some((k) => keys.has(k))) break;
+      group.push(w);
+      for (const k of w.keys) keys.add(k);
+    }
+    queued = queued.slice(i);
+    commit(group).then(send, (err: unknown) => {
+      failure ??= { err };
+      queued = [];
+      send();
+    });
+  }
+
+  return {
+    add(write) {
+      if (failure) return;
+      queued.push(write);
+      if (busy) return;
+      busy = true;
+      // Writes of the same turn (parallel tasks of one step) go as one group.
+      queueMicrotask(send);
+    },
+    async settle() {
+      if (busy) await new Promise<void>((resolve) => waiters.push(resolve));
+      if (failure) throw failure.err;
+    },
+  };
+}
