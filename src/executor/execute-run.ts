@@ -1,6 +1,7 @@
 import type { Run } from "../domain/run.js";
 import type { GraphRegistry, RunnableGraph, StateSnapshotLike } from "../graphs/registry.js";
 import { coerceError } from "../lib/errors.js";
+import type { RunWrites } from "../storage/checkpointer.js";
 import type { RunStreamBus } from "../stream/bus.js";
 import { toJson, toPlain } from "../stream/serialize.js";
 import { LegacyMessages } from "./legacy-messages.js";
@@ -41,7 +42,7 @@ export interface ExecuteDeps {
   bus: RunStreamBus;
   tracing: Tracing | null;
   /** Pipelines the run's checkpoint writes until settled (RunAwarePostgresSaver.writeBehind). */
-  writeBehind: (runId: string) => { settle(): Promise<void> };
+  writeBehind: (runId: string) => RunWrites;
 }
 
 /**
@@ -140,10 +141,11 @@ export async function executeRun(deps: ExecuteDeps, run: Run & { attempt: number
     const state = await graph.getState(threadConfig);
     return { status: "success", ...summarise(state), error: null };
   } catch (err) {
-    // Its writes so far land before the state is read or the run is handed back.
-    await writes?.settle().catch(() => {});
-    if (await announced) throw err;
     const reason = signal.aborted ? (signal.reason as AbortReason) : null;
+    // Its writes so far land before the state is read or the run is handed back; past its
+    // lease another worker may own the run, so what is not sent yet is dropped.
+    await (reason === "lease_lost" ? writes?.abandon() : writes?.settle())?.catch(() => {});
+    if (await announced) throw err;
     if (reason === "shutdown" || reason === "lease_lost") throw err;
     if (reason === "interrupt" || reason === "rollback") {
       // An interrupted run keeps the checkpoints it wrote: the thread shows that progress.

@@ -20,6 +20,14 @@ import {
 import { createWriteBatcher, type WriteBatcher } from "./write-batcher.js";
 import { createWritePipeline, type WritePipeline } from "./write-pipeline.js";
 
+/** A run's pipelined writes (RunAwarePostgresSaver.writeBehind). */
+export interface RunWrites {
+  /** Resolves once every write so far is committed; rejects with the first failure. */
+  settle(): Promise<void>;
+  /** Drops what is not sent yet; resolves when what is on its way is done. */
+  abandon(): Promise<void>;
+}
+
 /** Configurable keys that identify the checkpoint itself, not the run. */
 const NOT_METADATA = new Set(["checkpoint_ns", "checkpoint_id", "checkpoint_map", "thread_id", "run_id"]);
 
@@ -113,24 +121,24 @@ export class RunAwarePostgresSaver extends PostgresSaver {
    * the write is queued, and the writes commit in order, grouped (write-pipeline.ts). Only
    * for durability "async" or "exit", where LangGraph does not wait for a checkpoint before
    * the next step. `settle()` resolves when all are committed and rejects with the first
-   * failure; the run reports its outcome only after it.
+   * failure; the run reports its outcome only after it. `abandon()`, for a run that lost its
+   * lease, drops what is not sent yet.
    */
-  writeBehind(runId: string): { settle(): Promise<void> } {
+  writeBehind(runId: string): RunWrites {
     const pipeline = createWritePipeline<CheckpointWrite>((group) => {
       const writes = group.map((g) => g.write);
       return this.batcher.submit(writes, group.flatMap((g) => g.keys), writes.reduce((n, w) => n + writeBytes(w), 0));
     });
     this.pipelines.set(runId, pipeline);
-    return {
-      settle: async () => {
-        try {
-          await pipeline.settle();
-        } finally {
-          // A second attempt of the run in this process may have opened its own meanwhile.
-          if (this.pipelines.get(runId) === pipeline) this.pipelines.delete(runId);
-        }
-      },
+    const end = async (how: Promise<void>) => {
+      try {
+        await how;
+      } finally {
+        // A second attempt of the run in this process may have opened its own meanwhile.
+        if (this.pipelines.get(runId) === pipeline) this.pipelines.delete(runId);
+      }
     };
+    return { settle: () => end(pipeline.settle()), abandon: () => end(pipeline.abandon()) };
   }
 
   override async put(

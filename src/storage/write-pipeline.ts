@@ -12,7 +12,9 @@
  * `settle()` resolves when every write so far is committed, or rejects with
  * the first failure; the writes after a failed one are dropped (they would
  * land past a gap). A run must settle before it reports its outcome: only
- * then is what it streamed durable.
+ * then is what it streamed durable. A run that lost its lease `abandon()`s
+ * instead: another worker may own the run by now, so what is not sent yet
+ * never is.
  */
 
 export interface PipelinedWrite<W> {
@@ -26,12 +28,15 @@ export interface WritePipeline<W> {
   add(write: PipelinedWrite<W>): void;
   /** Resolves once every write added so far is committed; rejects with the first failure. */
   settle(): Promise<void>;
+  /** Drops the writes not sent yet (and any added later); resolves when the group on its way is done. */
+  abandon(): Promise<void>;
 }
 
 export function createWritePipeline<W>(commit: (group: PipelinedWrite<W>[]) => Promise<void>): WritePipeline<W> {
   let queued: PipelinedWrite<W>[] = [];
   let busy = false;
   let failure: { err: unknown } | null = null;
+  let abandoned = false;
   let waiters: (() => void)[] = [];
 
   const idle = () => {
@@ -62,7 +67,7 @@ export function createWritePipeline<W>(commit: (group: PipelinedWrite<W>[]) => P
 
   return {
     add(write) {
-      if (failure) return;
+      if (failure || abandoned) return;
       queued.push(write);
       if (busy) return;
       busy = true;
@@ -72,6 +77,11 @@ export function createWritePipeline<W>(commit: (group: PipelinedWrite<W>[]) => P
     async settle() {
       if (busy) await new Promise<void>((resolve) => waiters.push(resolve));
       if (failure) throw failure.err;
+    },
+    async abandon() {
+      abandoned = true;
+      queued = [];
+      if (busy) await new Promise<void>((resolve) => waiters.push(resolve));
     },
   };
 }

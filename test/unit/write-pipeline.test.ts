@@ -97,4 +97,22 @@ describe("write pipeline", () => {
     expect(c.sent).toEqual([["a"], ["b"]]);
     await expect(p.settle()).rejects.toBe(boom);
   });
+
+  it("abandon drops what is not sent yet, waits for the group on its way, and ignores later writes", async () => {
+    const c = controlledCommit();
+    const p = createWritePipeline(c.commit);
+    p.add(w("a"));
+    await tick();
+    p.add(w("b"));
+    let done = false;
+    const abandoned = p.abandon().then(() => (done = true));
+    await tick();
+    expect(done).toBe(false);
+    await c.finishOne();
+    await abandoned;
+    p.add(w("c"));
+    await tick();
+    expect(c.sent).toEqual([["a"]]);
+    await expect(p.settle()).resolves.toBeUndefined();
+  });
 });
