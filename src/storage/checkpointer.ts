@@ -109,7 +109,7 @@ export class RunAwarePostgresSaver extends PostgresSaver {
     const runId = config.metadata?.run_id;
     const pipeline = typeof runId === "string" ? this.pipelines.get(runId) : undefined;
     if (pipeline) {
-      pipeline.add({ write: w, keys: writeKeys(w) });
+      pipeline.add({ write: w, keys: writeKeys(w), bytes: writeBytes(w) });
       return Promise.resolve();
     }
     return this.batcher.submit([w], writeKeys(w), writeBytes(w));
@@ -125,10 +125,10 @@ export class RunAwarePostgresSaver extends PostgresSaver {
    * lease, drops what is not sent yet.
    */
   writeBehind(runId: string): RunWrites {
-    const pipeline = createWritePipeline<CheckpointWrite>((group) => {
-      const writes = group.map((g) => g.write);
-      return this.batcher.submit(writes, group.flatMap((g) => g.keys), writes.reduce((n, w) => n + writeBytes(w), 0));
-    });
+    const pipeline = createWritePipeline<CheckpointWrite>(
+      (group) => this.batcher.submit(group.map((g) => g.write), group.flatMap((g) => g.keys), group.reduce((n, g) => n + g.bytes, 0)),
+      { maxWrites: MAX_BATCH_WRITES, maxBytes: MAX_BATCH_BYTES },
+    );
     this.pipelines.set(runId, pipeline);
     const end = async (how: Promise<void>) => {
       try {

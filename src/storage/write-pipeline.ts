@@ -21,6 +21,15 @@ export interface PipelinedWrite<W> {
   write: W;
   /** Rows it touches: a group never holds two writes to one row (one statement changes a row once). */
   keys: readonly string[];
+  /** Payload bytes, for the group's size bound. */
+  bytes: number;
+}
+
+export interface WritePipelineOptions {
+  /** Writes per group. */
+  maxWrites: number;
+  /** Payload bytes per group; a single larger write still goes, alone. */
+  maxBytes: number;
 }
 
 export interface WritePipeline<W> {
@@ -32,7 +41,10 @@ export interface WritePipeline<W> {
   abandon(): Promise<void>;
 }
 
-export function createWritePipeline<W>(commit: (group: PipelinedWrite<W>[]) => Promise<void>): WritePipeline<W> {
+export function createWritePipeline<W>(
+  commit: (group: PipelinedWrite<W>[]) => Promise<void>,
+  opts: WritePipelineOptions,
+): WritePipeline<W> {
   let queued: PipelinedWrite<W>[] = [];
   let busy = false;
   let failure: { err: unknown } | null = null;
@@ -50,11 +62,14 @@ export function createWritePipeline<W>(commit: (group: PipelinedWrite<W>[]) => P
     }
     const group: PipelinedWrite<W>[] = [];
     const keys = new Set<string>();
+    let bytes = 0;
     let i = 0;
     for (; i < queued.length; i++) {
       const w = queued[i]!;
-      if (w.keys.some((k) => keys.has(k))) break;
+      const fits = i === 0 || (i < opts.maxWrites && bytes + w.bytes <= opts.maxBytes);
+      if (!fits || w.keys.some((k) => keys.has(k))) break;
       group.push(w);
+      bytes += w.bytes;
       for (const k of w.keys) keys.add(k);
     }
     queued = queued.slice(i);

@@ -20,12 +20,13 @@ function controlledCommit(fail?: (group: string[]) => unknown) {
 }
 
 const tick = () => new Promise((r) => setTimeout(r, 0));
-const w = (write: string, ...keys: string[]): PipelinedWrite<string> => ({ write, keys: keys.length ? keys : [write] });
+const w = (write: string, ...keys: string[]): PipelinedWrite<string> => ({ write, keys: keys.length ? keys : [write], bytes: 1 });
+const opts = { maxWrites: 64, maxBytes: 1_000 };
 
 describe("write pipeline", () => {
   it("sends the first write at once, and groups what comes while it is on its way, in order", async () => {
     const c = controlledCommit();
-    const p = createWritePipeline(c.commit);
+    const p = createWritePipeline(c.commit, opts);
     p.add(w("a"));
     await tick();
     expect(c.sent).toEqual([["a"]]);
@@ -42,7 +43,7 @@ describe("write pipeline", () => {
 
   it("writes added in one turn go as one group", async () => {
     const c = controlledCommit();
-    const p = createWritePipeline(c.commit);
+    const p = createWritePipeline(c.commit, opts);
     p.add(w("a"));
     p.add(w("b"));
     await tick();
@@ -52,7 +53,7 @@ describe("write pipeline", () => {
 
   it("a group never holds two writes to one row: the second starts the next group", async () => {
     const c = controlledCommit();
-    const p = createWritePipeline(c.commit);
+    const p = createWritePipeline(c.commit, opts);
     p.add(w("a", "k1", "k2"));
     p.add(w("b", "k3"));
     p.add(w("c", "k2"));
@@ -64,9 +65,28 @@ describe("write pipeline", () => {
     await c.finishOne();
   });
 
+  it("a group holds at most maxWrites writes and maxBytes bytes, but a larger write still goes alone", async () => {
+    const c = controlledCommit();
+    const p = createWritePipeline(c.commit, { maxWrites: 2, maxBytes: 10 });
+    p.add({ write: "big", keys: ["big"], bytes: 50 });
+    p.add(w("a"));
+    await tick();
+    expect(c.sent).toEqual([["big"]]);
+    p.add(w("b"));
+    p.add(w("c"));
+    p.add({ write: "d", keys: ["d"], bytes: 10 });
+    await c.finishOne();
+    expect(c.sent).toEqual([["big"], ["a", "b"]]);
+    await c.finishOne();
+    expect(c.sent).toEqual([["big"], ["a", "b"], ["c"]]);
+    await c.finishOne();
+    expect(c.sent).toEqual([["big"], ["a", "b"], ["c"], ["d"]]);
+    await c.finishOne();
+  });
+
   it("settle waits until every write added so far is committed", async () => {
     const c = controlledCommit();
-    const p = createWritePipeline(c.commit);
+    const p = createWritePipeline(c.commit, opts);
     await expect(p.settle()).resolves.toBeUndefined();
     p.add(w("a"));
     let settled = false;
@@ -83,7 +103,7 @@ describe("write pipeline", () => {
   it("after a failed group, the writes behind it are dropped and settle rejects with the failure", async () => {
     const boom = new Error("commit failed");
     const c = controlledCommit((g) => (g.includes("b") ? boom : null));
-    const p = createWritePipeline(c.commit);
+    const p = createWritePipeline(c.commit, opts);
     p.add(w("a"));
     await tick();
     p.add(w("b"));
@@ -100,7 +120,7 @@ describe("write pipeline", () => {
 
   it("abandon drops what is not sent yet, waits for the group on its way, and ignores later writes", async () => {
     const c = controlledCommit();
-    const p = createWritePipeline(c.commit);
+    const p = createWritePipeline(c.commit, opts);
     p.add(w("a"));
     await tick();
     p.add(w("b"));
