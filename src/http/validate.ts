@@ -25,11 +25,32 @@ export function parseWith<S extends z.ZodType>(schema: S, value: unknown, what =
 export async function readJson(c: Context): Promise<unknown> {
   const text = await c.req.text();
   if (text.trim() === "") return {};
+  let value: unknown;
   try {
-    return JSON.parse(text);
+    value = JSON.parse(text);
   } catch (err) {
     throw new AppError("VALIDATION", `Invalid JSON body: ${(err as Error).message}`);
   }
+  // JSON text can only carry a NUL as the escape \u0000, so bodies without one skip the walk.
+  if (text.includes("\\u0000")) {
+    const at = nulPath(value, []);
+    if (at) throw invalid(`Invalid body: ${at.join(".") || "(root)"}: ${NUL_REASON}`);
+  }
+  return value;
+}
+
+const NUL_REASON = "text must not contain the NUL character (\\u0000), which PostgreSQL cannot store";
+
+/** The path of the first string or key holding a NUL character, or null. */
+function nulPath(v: unknown, path: string[]): string[] | null {
+  if (typeof v === "string") return v.includes("\0") ? path : null;
+  if (v === null || typeof v !== "object") return null;
+  for (const [k, x] of Object.entries(v)) {
+    if (k.includes("\0")) return [...path, k];
+    const found = nulPath(x, [...path, k]);
+    if (found) return found;
+  }
+  return null;
 }
 
 export async function body<S extends z.ZodType>(c: Context, schema: S): Promise<z.output<S>> {
@@ -37,7 +58,10 @@ export async function body<S extends z.ZodType>(c: Context, schema: S): Promise<
 }
 
 export function query<S extends z.ZodType>(c: Context, schema: S): z.output<S> {
-  return parseWith(schema, c.req.query(), "query");
+  const q = c.req.query();
+  const at = nulPath(q, []);
+  if (at) throw invalid(`Invalid query: ${at.join(".")}: ${NUL_REASON}`);
+  return parseWith(schema, q, "query");
 }
 
 export function uuidParam(c: Context, name: string): string {

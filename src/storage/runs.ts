@@ -1,6 +1,7 @@
 import { conflict, notFound } from "../domain/errors.js";
 import type { CancelAction, MultitaskStrategy, Run, RunKwargs, RunLease, RunStatus } from "../domain/run.js";
 import type { Sql } from "./db.js";
+import { withoutNul } from "./without-nul.js";
 
 const COLUMNS = [
   "run_id",
@@ -184,8 +185,8 @@ export function createRunsRepo(sql: Sql) {
       const [row] = await sql<Array<FinishRow>>`
         SELECT * FROM openplane_finish_run_v2(
           ${f.run_id}::uuid, ${f.owner}::text, ${f.status}::text, ${f.values !== null}::boolean,
-          ${f.values === null ? null : sql.json(f.values as never)}::jsonb, ${sql.json(f.interrupts as never)}::jsonb,
-          ${f.error ? sql.json(f.error as never) : null}::jsonb, ${f.hasPendingNext}::boolean,
+          ${f.values === null ? null : sql.json(withoutNul(f.values) as never)}::jsonb, ${sql.json(withoutNul(f.interrupts) as never)}::jsonb,
+          ${f.error ? sql.json(withoutNul(f.error) as never) : null}::jsonb, ${f.hasPendingNext}::boolean,
           ${f.claim?.owner ?? null}::text, ${f.claim?.leaseSecs ?? null}::float8)`;
       if (!row) return { finished: false, next: null, claimed: null };
       const { thread_id, next_run_id, next_attempt, next_delay_ms, claimed_thread_id, ...claimed } = row;
@@ -314,7 +315,7 @@ export function createRunsRepo(sql: Sql) {
         const [run] = await tx<{ thread_id: string }[]>`
           DELETE FROM run WHERE run_id = ${runId} AND lease_owner = ${owner} RETURNING thread_id`;
         if (!run) return null;
-        await tx`UPDATE thread SET "values" = ${values === null ? null : tx.json(values as never)}, state_updated_at = now()
+        await tx`UPDATE thread SET "values" = ${values === null ? null : tx.json(withoutNul(values) as never)}, state_updated_at = now()
           WHERE thread_id = ${run.thread_id}`;
         return settleThread(tx as unknown as Sql, run.thread_id);
       });

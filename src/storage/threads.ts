@@ -5,6 +5,7 @@ import type { Sql } from "./db.js";
 import type { JsonCondition } from "./json-conditions.js";
 import { jsonConditions } from "./json-conditions.js";
 import type { SearchPage } from "./search-page.js";
+import { withoutNul } from "./without-nul.js";
 
 /** A thread row as the API returns it. */
 export const THREAD_COLUMNS = [
@@ -156,8 +157,8 @@ export function createThreadsRepo(sql: Sql) {
     async setState(threadId: string, state: { values: Record<string, unknown>; interrupts: Record<string, unknown[]>; hasPendingNext: boolean }): Promise<void> {
       await sql`
         UPDATE thread SET
-          "values" = ${sql.json(state.values as never)},
-          interrupts = ${sql.json(state.interrupts as never)},
+          "values" = ${sql.json(withoutNul(state.values) as never)},
+          interrupts = ${sql.json(withoutNul(state.interrupts) as never)},
           status = CASE WHEN status = 'busy' THEN status ELSE ${state.hasPendingNext ? "interrupted" : "idle"} END,
           state_updated_at = now(),
           updated_at = now()

@@ -252,6 +252,30 @@ describe("validation and errors over HTTP", () => {
     }
   });
 
+  it("a NUL character anywhere in a body (PostgreSQL cannot store it) → 422 naming where", async () => {
+    const cases: [string, string, unknown, string][] = [
+      ["POST", `/threads/${threadId}/runs/wait`, { assistant_id: "counter", input: { messages: [{ content: "a\u0000b" }] } }, "input.messages.0.content"],
+      ["POST", `/threads/${threadId}/runs`, { assistant_id: "counter", metadata: { note: "x\u0000" } }, "metadata.note"],
+      ["POST", "/runs/wait", { assistant_id: "counter", config: { configurable: { "k\u0000": 1 } } }, "config.configurable.k"],
+      ["POST", "/threads", { metadata: { a: "\u0000" } }, "metadata.a"],
+      ["POST", "/assistants", { graph_id: "counter", name: "n\u0000" }, "name"],
+      ["PUT", "/store/items", { namespace: ["ns"], key: "k", value: { v: "\u0000" } }, "value.v"],
+    ];
+    for (const [method, path, body, where] of cases) {
+      const detail = await rejected(method, path, body, 422);
+      expect(detail).toContain(where);
+      expect(detail).toMatch(/NUL/);
+    }
+    const before = await stack.counts();
+    const q = await api.request("GET", "/store/items?namespace=ns&key=k%00");
+    expect(q.status).toBe(422);
+    expect(((await q.json()) as { detail: string }).detail).toMatch(/query: key: .*NUL/);
+    expect(await stack.counts()).toEqual(before);
+    // An escaped backslash before "u0000" is plain text, not a NUL.
+    const res = await api.request("POST", "/threads", { metadata: { path: "C:\\u0000" } });
+    expect(res.status).toBe(200);
+  });
+
   it("missing assistant_id → 422 naming assistant_id", async () => {
     for (const path of [...runEndpoints(threadId), "/runs/stream"]) {
       expect(await rejected("POST", path, { input: {} }, 422)).toContain("assistant_id");

@@ -51,5 +51,6 @@ describe("importUserModule", () => {
       // A CommonJS project gets the package's CommonJS build (Node's dual-package rule).
       cjs: { typed: "ts", shared: false, cached: true },
     });
-  });
+    // A child Node loading LangGraph twice: seconds on a busy 2-core machine.
+  }, 60_000);
 });
