@@ -4,6 +4,7 @@ import { coerceError } from "../lib/errors.js";
 import type { RunWrites } from "../storage/checkpointer.js";
 import type { RunStreamBus } from "../stream/bus.js";
 import { toJson, toPlain } from "../stream/serialize.js";
+import { createEventSender } from "./event-sender.js";
 import { LegacyMessages } from "./legacy-messages.js";
 import type { Tracing } from "./tracing.js";
 
@@ -25,6 +26,9 @@ interface StreamEventLike {
 }
 
 const INTERRUPT = "__interrupt__";
+
+/** Stream events a run may have sent and not yet seen answered (event-sender.ts). */
+const MAX_UNANSWERED_EVENTS = 64;
 
 /** Stream modes a client may ask for, mapped to LangGraph's own mode names. */
 const GRAPH_MODE: Record<string, string> = {
@@ -55,9 +59,10 @@ export interface ExecuteDeps {
  */
 export async function executeRun(deps: ExecuteDeps, run: Run & { attempt: number }, signal: AbortSignal): Promise<RunOutcome> {
   const { kwargs } = run;
-  const publish = (event: string, data: unknown) => deps.bus.publish(run.run_id, event, toJson(data));
+  const events = createEventSender((event, data) => deps.bus.publish(run.run_id, event, data), MAX_UNANSWERED_EVENTS);
+  const publish = (event: string, data: unknown) => events.send(event, toJson(data));
   // Not waited for before the graph starts: the bus sends a run's events in call order.
-  const announced = publish("metadata", { run_id: run.run_id, attempt: run.attempt }).then(
+  const announced = deps.bus.publish(run.run_id, "metadata", toJson({ run_id: run.run_id, attempt: run.attempt })).then(
     () => null,
     (err: unknown) => ({ err }),
   );
@@ -130,8 +135,8 @@ export async function executeRun(deps: ExecuteDeps, run: Run & { attempt: number
     } else {
       for await (const chunk of await graph.stream(input, options)) await onChunk(chunk);
     }
-    // What it streamed is durable now; a failed write fails the run.
-    await writes?.settle();
+    // What it streamed is durable and sent now; a failed write fails the run.
+    await Promise.all([writes?.settle(), events.flush()]);
     const notAnnounced = await announced;
     if (notAnnounced) throw notAnnounced.err;
     if (!interrupted && lastValues !== undefined) {
@@ -145,6 +150,7 @@ export async function executeRun(deps: ExecuteDeps, run: Run & { attempt: number
     // Its writes so far land before the state is read or the run is handed back; past its
     // lease another worker may own the run, so what is not sent yet is dropped.
     await (reason === "lease_lost" ? writes?.abandon() : writes?.settle())?.catch(() => {});
+    await events.flush().catch(() => {});
     if (await announced) throw err;
     if (reason === "shutdown" || reason === "lease_lost") throw err;
     if (reason === "interrupt" || reason === "rollback") {
@@ -156,6 +162,7 @@ export async function executeRun(deps: ExecuteDeps, run: Run & { attempt: number
     }
     const e = reason === "timeout" ? { error: "TimeoutError", message: "Run exceeded BG_JOB_TIMEOUT_SECS" } : describe(err);
     await publish("error", e);
+    await events.flush();
     return { status: reason === "timeout" ? "timeout" : "error", values: null, interrupts: {}, hasPendingNext: false, error: e };
   }
 }
