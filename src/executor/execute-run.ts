@@ -59,8 +59,8 @@ export interface ExecuteDeps {
  */
 export async function executeRun(deps: ExecuteDeps, run: Run & { attempt: number }, signal: AbortSignal): Promise<RunOutcome> {
   const { kwargs } = run;
-  const events = createEventSender((event, data) => deps.bus.publish(run.run_id, event, data), MAX_UNANSWERED_EVENTS);
-  const publish = (event: string, data: unknown) => events.send(event, toJson(data));
+  const sender = createEventSender((event, data) => deps.bus.publish(run.run_id, event, data), MAX_UNANSWERED_EVENTS);
+  const publish = (event: string, data: unknown) => sender.send(event, toJson(data));
   // Not waited for before the graph starts: the bus sends a run's events in call order.
   const announced = deps.bus.publish(run.run_id, "metadata", toJson({ run_id: run.run_id, attempt: run.attempt })).then(
     () => null,
@@ -136,7 +136,7 @@ export async function executeRun(deps: ExecuteDeps, run: Run & { attempt: number
       for await (const chunk of await graph.stream(input, options)) await onChunk(chunk);
     }
     // What it streamed is durable and sent now; a failed write fails the run.
-    await Promise.all([writes?.settle(), events.flush()]);
+    await Promise.all([writes?.settle(), sender.flush()]);
     const notAnnounced = await announced;
     if (notAnnounced) throw notAnnounced.err;
     if (!interrupted && lastValues !== undefined) {
@@ -150,7 +150,7 @@ export async function executeRun(deps: ExecuteDeps, run: Run & { attempt: number
     // Its writes so far land before the state is read or the run is handed back; past its
     // lease another worker may own the run, so what is not sent yet is dropped.
     await (reason === "lease_lost" ? writes?.abandon() : writes?.settle())?.catch(() => {});
-    await events.flush().catch(() => {});
+    await sender.flush().catch(() => {});
     if (await announced) throw err;
     if (reason === "shutdown" || reason === "lease_lost") throw err;
     if (reason === "interrupt" || reason === "rollback") {
@@ -162,7 +162,7 @@ export async function executeRun(deps: ExecuteDeps, run: Run & { attempt: number
     }
     const e = reason === "timeout" ? { error: "TimeoutError", message: "Run exceeded BG_JOB_TIMEOUT_SECS" } : describe(err);
     await publish("error", e);
-    await events.flush();
+    await sender.flush();
     return { status: reason === "timeout" ? "timeout" : "error", values: null, interrupts: {}, hasPendingNext: false, error: e };
   }
 }
