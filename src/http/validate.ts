@@ -1,6 +1,7 @@
 import type { Context } from "hono";
 import type { z } from "zod";
 import { AppError, invalid } from "../domain/errors.js";
+import { nulPath } from "../lib/nul.js";
 
 /** Formats zod issues as "field: reason; field: reason". */
 export function describeIssues(error: z.ZodError): string {
@@ -33,7 +34,7 @@ export async function readJson(c: Context): Promise<unknown> {
   }
   // JSON text can only carry a NUL as the escape \u0000, so bodies without one skip the walk.
   if (text.includes("\\u0000")) {
-    const at = nulPath(value, []);
+    const at = nulPath(value);
     if (at) throw invalid(`Invalid body: ${at.join(".") || "(root)"}: ${NUL_REASON}`);
   }
   return value;
@@ -41,25 +42,13 @@ export async function readJson(c: Context): Promise<unknown> {
 
 const NUL_REASON = "text must not contain the NUL character (\\u0000), which PostgreSQL cannot store";
 
-/** The path of the first string or key holding a NUL character, or null. */
-function nulPath(v: unknown, path: string[]): string[] | null {
-  if (typeof v === "string") return v.includes("\0") ? path : null;
-  if (v === null || typeof v !== "object") return null;
-  for (const [k, x] of Object.entries(v)) {
-    if (k.includes("\0")) return [...path, k];
-    const found = nulPath(x, [...path, k]);
-    if (found) return found;
-  }
-  return null;
-}
-
 export async function body<S extends z.ZodType>(c: Context, schema: S): Promise<z.output<S>> {
   return parseWith(schema, await readJson(c));
 }
 
 export function query<S extends z.ZodType>(c: Context, schema: S): z.output<S> {
   const q = c.req.query();
-  const at = nulPath(q, []);
+  const at = nulPath(q);
   if (at) throw invalid(`Invalid query: ${at.join(".")}: ${NUL_REASON}`);
   return parseWith(schema, q, "query");
 }

@@ -1,7 +1,7 @@
 import { conflict, notFound } from "../domain/errors.js";
 import type { CancelAction, MultitaskStrategy, Run, RunKwargs, RunLease, RunStatus } from "../domain/run.js";
 import type { Sql } from "./db.js";
-import { withoutNul } from "./without-nul.js";
+import { withoutNul } from "../lib/nul.js";
 
 const COLUMNS = [
   "run_id",

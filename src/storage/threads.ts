@@ -5,7 +5,7 @@ import type { Sql } from "./db.js";
 import type { JsonCondition } from "./json-conditions.js";
 import { jsonConditions } from "./json-conditions.js";
 import type { SearchPage } from "./search-page.js";
-import { withoutNul } from "./without-nul.js";
+import { withoutNul } from "../lib/nul.js";
 
 /** A thread row as the API returns it. */
 export const THREAD_COLUMNS = [

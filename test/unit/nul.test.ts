@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { withoutNul } from "../../src/storage/without-nul.js";
+import { withoutNul } from "../../src/lib/nul.js";
 
 describe("withoutNul", () => {
   it("returns a value without NUL as it is (same object)", () => {
