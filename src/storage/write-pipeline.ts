@@ -3,11 +3,12 @@
  * after another, each once the previous one resolved, so a run committing
  * them one by one waits for a commit per step. In a pipeline a write is
  * accepted at once; the run's writes commit in the order they came, in
- * groups: the first group goes at once, and the writes that come while it is
- * on its way go together in the next one. A group is one statement, so it
- * lands whole or not at all, and the committed writes are always a prefix of
- * the run's writes: a later checkpoint never lands without the blobs an
- * earlier one wrote.
+ * groups: the first group leaves at the end of the event loop's turn (with
+ * all the run wrote in that turn: a graph whose steps await no I/O commits
+ * once), and the writes that come while a group is on its way go together in
+ * the next one. A group is one statement, so it lands whole or not at all,
+ * and the committed writes are always a prefix of the run's writes: a later
+ * checkpoint never lands without the blobs an earlier one wrote.
  *
  * `settle()` resolves when every write so far is committed, or rejects with
  * the first failure; the writes after a failed one are dropped (they would
@@ -86,8 +87,9 @@ export function createWritePipeline<W>(
       queued.push(write);
       if (busy) return;
       busy = true;
-      // Writes of the same turn (parallel tasks of one step) go as one group.
-      queueMicrotask(send);
+      // The writes of one turn of the event loop go as one group: steps that await no I/O
+      // (a short graph's whole run, parallel tasks) commit together, not one group each.
+      setImmediate(send);
     },
     async settle() {
       if (busy) await new Promise<void>((resolve) => waiters.push(resolve));
