@@ -53,7 +53,8 @@ type AppTuning = Pick<AppDeps, "version" | "sseHeartbeatMs" | "maxBodyBytes" | "
 export function buildServices(x: ServiceInputs) {
   const assistants = createAssistantsRepo(x.sql);
   const threads = createThreadsRepo(x.sql);
-  const runs = createRunsRepo(x.sql);
+  // The checkpointer's setup (always run before our migrations) creates the function claims read with.
+  const runs = createRunsRepo(x.sql, { firstCheckpoint: true });
   const checkpoints = createCheckpointsRepo(x.sql);
   const deleteCheckpoints = (threadId: string) => x.checkpointer.deleteThread(threadId);
   const shared = { runs, threads, checkpoints, queue: x.queue, bus: x.bus, graphs: x.graphs, deleteCheckpoints, logger: x.logger };
@@ -81,7 +82,12 @@ export function buildServices(x: ServiceInputs) {
       for (const id of x.graphs.ids) await assistants.upsertSystem(id);
     },
     worker: (tuning: WorkerTuning) =>
-      createWorker({ ...shared, writeBehind: (runId) => x.checkpointer.writeBehind(runId), ...tuning }),
+      createWorker({
+        ...shared,
+        writeBehind: (runId) => x.checkpointer.writeBehind(runId),
+        primeCheckpoint: (runId, threadId, row) => x.checkpointer.prime(runId, threadId, row),
+        ...tuning,
+      }),
     /**
      * Fires crons (needs `cronQueue`): each fire creates a run through the
      * API's creation path, as the user who created the cron. Started by the

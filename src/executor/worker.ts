@@ -4,6 +4,7 @@ import type { GraphRegistry } from "../graphs/registry.js";
 import type { Logger } from "../lib/logger.js";
 import { uuidv7 } from "../lib/uuid.js";
 import type { HandlerSlot, RunQueue, RunQueueConsumer } from "../queue/run-queue.js";
+import type { CheckpointRow } from "../storage/checkpoint-sql.js";
 import type { CheckpointsRepo } from "../storage/checkpoints.js";
 import type { ClaimedRun, RunsRepo } from "../storage/runs.js";
 import type { ThreadsRepo } from "../storage/threads.js";
@@ -35,6 +36,8 @@ export interface WorkerDeps {
   selfUrl: () => string | null;
   /** Pipelines a run's checkpoint writes until settled (RunAwarePostgresSaver.writeBehind). */
   writeBehind: ExecuteDeps["writeBehind"];
+  /** Hands the checkpointer the checkpoint a claim read for the run (RunAwarePostgresSaver.prime). */
+  primeCheckpoint: (runId: string, threadId: string, row: CheckpointRow | null) => () => void;
 }
 
 /** How soon a run re-reads its durable cancel flag (a cancel may race its claim). */
@@ -85,7 +88,7 @@ export function createWorker(deps: WorkerDeps) {
       return;
     }
     const rlog = log.child({ run_id: run.run_id, thread_id: run.thread_id, attempt: run.attempt });
-    const { attempt: _a, lease_owner: _o, lease_expires_at: _e, cancel_action: _c, ...publicRun } = run;
+    const { attempt: _a, lease_owner: _o, lease_expires_at: _e, cancel_action: _c, checkpoint, ...publicRun } = run;
     // The thread's stream (GET /threads/{id}/stream): run start/end and state changes only.
     // Sent without holding up the run: the bus issues appends in call order on one
     // connection, so they stay in order.
@@ -153,6 +156,7 @@ export function createWorker(deps: WorkerDeps) {
     const listening = deps.bus.onControl(run.run_id, (action) => abort(action));
     listening.catch((err) => rlog.warn({ err }, "cancel subscription failed"));
     if (run.cancel_action) abort(run.cancel_action);
+    const unprime = checkpoint === undefined ? null : deps.primeCheckpoint(run.run_id, run.thread_id, checkpoint);
     const started = Date.now();
     try {
       const outcome = await executeRun(deps, run, controller.signal);
@@ -220,6 +224,7 @@ export function createWorker(deps: WorkerDeps) {
       rlog.warn({ err: reason ? undefined : err, reason }, "run handed back");
     } finally {
       settled = true;
+      unprime?.();
       clearInterval(heartbeat);
       clearTimeout(leaseTimer);
       clearTimeout(timeout);

@@ -11,6 +11,7 @@
  * packBlobs): a bytea[] parameter would go as hex text, twice the bytes.
  */
 import { createHash } from "node:crypto";
+import type { Checkpoint } from "@langchain/langgraph-checkpoint";
 
 export interface Statement {
   name: string;
@@ -31,6 +32,56 @@ export interface CheckpointStatements {
   selectLatest: Statement;
   /** A thread's checkpoints, blobs and writes, in one statement. */
   deleteThread: Statement;
+  /**
+   * Creates (or replaces) LATEST_CHECKPOINT_FUNCTION in the schema: selectLatest for a
+   * thread's root namespace, columns prefixed `ck_`, so a run's claim can read the
+   * checkpoint the run starts from in the claim's own round trip (runs.ts). VOLATILE, so
+   * its query takes a snapshot of its own, after the claim before it in the statement.
+   */
+  latestFunction: string;
+}
+
+/**
+ * A checkpoint row with its channel values and pending writes, as our statements return
+ * it. Also read by a run's claim (runs.ts, through LATEST_CHECKPOINT_FUNCTION) and primed
+ * in the saver for the run's first read (RunAwarePostgresSaver.prime).
+ */
+export interface CheckpointRow {
+  checkpoint_id: string;
+  parent_checkpoint_id: string | null;
+  checkpoint: Omit<Checkpoint, "channel_values"> & { v: number };
+  metadata: string;
+  cv_channels: string[] | null;
+  cv_types: string[] | null;
+  cv_blobs: (Buffer | null)[] | null;
+  pw_tasks: string[] | null;
+  pw_channels: string[] | null;
+  pw_types: string[] | null;
+  pw_blobs: Buffer[] | null;
+}
+
+/** The function latestFunction creates: selectLatest's columns, prefixed `ck_` (one row, or none). */
+export const LATEST_CHECKPOINT_FUNCTION = "openplane_latest_checkpoint";
+
+/** LATEST_CHECKPOINT_FUNCTION's columns, as a claim joins them (runs.ts). */
+export type CheckpointColumns = { [K in keyof CheckpointRow as `ck_${K}`]?: CheckpointRow[K] | null };
+
+/**
+ * Moves the ck_* columns of a row into `checkpoint`: the checkpoint, null when the thread
+ * has none (all null), absent when the row has no such columns. postgres.js reads a NULL
+ * element of a bytea[] as an empty buffer: only "empty" channels have one, and getTuple
+ * never loads those.
+ */
+export function takeCheckpoint<T extends object>(row: T & CheckpointColumns): T & { checkpoint?: CheckpointRow | null } {
+  if (!("ck_checkpoint_id" in row)) return row;
+  const out: Record<string, unknown> = {};
+  const ck: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(row)) {
+    if (k.startsWith("ck_")) ck[k.slice(3)] = v;
+    else out[k] = v;
+  }
+  const checkpoint = ck.checkpoint_id == null ? null : (ck as unknown as CheckpointRow);
+  return { ...(out as T), checkpoint };
 }
 
 /** SQL for one blob of a packed parameter: NULL where the length is -1. */
@@ -109,8 +160,18 @@ DELETE FROM ${cp} WHERE thread_id = $1`,
     const hash = createHash("sha1").update(text).digest("hex").slice(0, 12);
     return { name: `openplane_cp_${key}_${hash}`, text };
   };
-  const out = {} as Omit<CheckpointStatements, "write">;
+  const out = {} as Omit<CheckpointStatements, "write" | "latestFunction">;
   for (const [key, text] of Object.entries(texts) as [keyof typeof texts, string][]) out[key] = named(key, text);
+  const latestFunction = `CREATE OR REPLACE FUNCTION ${q}.${LATEST_CHECKPOINT_FUNCTION}(p_thread_id text)
+RETURNS TABLE (ck_checkpoint_id text, ck_parent_checkpoint_id text, ck_checkpoint jsonb, ck_metadata text,
+  ck_cv_channels text[], ck_cv_types text[], ck_cv_blobs bytea[],
+  ck_pw_tasks text[], ck_pw_channels text[], ck_pw_types text[], ck_pw_blobs bytea[])
+LANGUAGE plpgsql VOLATILE
+AS $fn$
+BEGIN
+  RETURN QUERY ${select("thread_id = p_thread_id AND checkpoint_ns = '' ORDER BY checkpoint_id DESC LIMIT 1")};
+END
+$fn$`;
 
   const variants = new Map<string, Statement>();
   const write = (batch: readonly CheckpointWrite[]) => {
@@ -123,7 +184,7 @@ DELETE FROM ${cp} WHERE thread_id = $1`,
     }
     return { stmt, values: parts.values };
   };
-  return { ...out, write };
+  return { ...out, write, latestFunction };
 }
 
 const WRITE_COLUMNS = "thread_id, checkpoint_ns, checkpoint_id, task_id, idx, channel, type, blob";

@@ -11,6 +11,7 @@ import { PostgresSaver } from "@langchain/langgraph-checkpoint-postgres";
 import pg from "pg";
 import {
   checkpointStatements,
+  type CheckpointRow,
   writeBytes,
   writeKeys,
   type CheckpointStatements,
@@ -43,20 +44,6 @@ const MAX_BATCH_WRITES = 64;
 const MAX_BATCH_BYTES = 4 * 1024 * 1024;
 
 
-interface TupleRow {
-  checkpoint_id: string;
-  parent_checkpoint_id: string | null;
-  checkpoint: Omit<Checkpoint, "channel_values"> & { v: number };
-  metadata: string;
-  cv_channels: string[] | null;
-  cv_types: string[] | null;
-  cv_blobs: (Buffer | null)[] | null;
-  pw_tasks: string[] | null;
-  pw_channels: string[] | null;
-  pw_types: string[] | null;
-  pw_blobs: Buffer[] | null;
-}
-
 /**
  * The library's PostgresSaver on the library's tables, with a cheaper write
  * path: getTuple and deleteThread are each one prepared statement and one round
@@ -83,6 +70,8 @@ export class RunAwarePostgresSaver extends PostgresSaver {
   private readonly pipelines = new Map<string, WritePipeline<CheckpointWrite>>();
   /** Whether statements are sent prepared by name (see run). */
   private prepared = true;
+  /** Per run: its thread's newest checkpoint, read when it was claimed (prime). */
+  private readonly primed = new Map<string, { threadId: string; row: CheckpointRow | null }>();
 
   constructor(
     private readonly ownPool: pg.Pool,
@@ -139,6 +128,33 @@ export class RunAwarePostgresSaver extends PostgresSaver {
       }
     };
     return { settle: () => end(pipeline.settle()), abandon: () => end(pipeline.abandon()) };
+  }
+
+  /**
+   * The newest root checkpoint of the run's thread (null: it has none), read in the same
+   * round trip as the run's claim: the run's first read of it (LangGraph's, as the graph
+   * starts) is answered from here instead of PostgreSQL. The claim saw the thread's previous
+   * run ended, which it only does once its checkpoints are committed, so the row is what a
+   * read would have returned at the run's start. Returns a disposer for a run that ends
+   * without reading it.
+   */
+  prime(runId: string, threadId: string, row: CheckpointRow | null): () => void {
+    const entry = { threadId, row };
+    this.primed.set(runId, entry);
+    return () => {
+      if (this.primed.get(runId) === entry) this.primed.delete(runId);
+    };
+  }
+
+  /** The primed row for this read (taken: it serves one read), or undefined. */
+  private takePrimed(config: RunnableConfig): CheckpointRow | null | undefined {
+    const runId = config.metadata?.run_id;
+    const c = config.configurable ?? {};
+    if (typeof runId !== "string" || c.checkpoint_id || (c.checkpoint_ns ?? "") !== "") return undefined;
+    const entry = this.primed.get(runId);
+    if (entry === undefined || entry.threadId !== c.thread_id) return undefined;
+    this.primed.delete(runId);
+    return entry.row;
   }
 
   override async put(
@@ -206,11 +222,14 @@ export class RunAwarePostgresSaver extends PostgresSaver {
 
   override async getTuple(config: RunnableConfig): Promise<CheckpointTuple | undefined> {
     const { thread_id, checkpoint_ns = "", checkpoint_id } = config.configurable ?? {};
-    const res = checkpoint_id
-      ? await this.run<TupleRow>(this.sql.selectById, [thread_id, checkpoint_ns, checkpoint_id])
-      : await this.run<TupleRow>(this.sql.selectLatest, [thread_id, checkpoint_ns]);
-    const row = res.rows[0];
-    if (row === undefined) return undefined;
+    let row = this.takePrimed(config);
+    if (row === undefined) {
+      const res = checkpoint_id
+        ? await this.run<CheckpointRow>(this.sql.selectById, [thread_id, checkpoint_ns, checkpoint_id])
+        : await this.run<CheckpointRow>(this.sql.selectLatest, [thread_id, checkpoint_ns]);
+      row = res.rows[0];
+    }
+    if (!row) return undefined;
     // Checkpoints older than format v4 keep their sends in the parent's
     // writes: the library knows how to migrate them on read.
     if (row.checkpoint.v < 4 && row.parent_checkpoint_id != null) return super.getTuple(config);
@@ -277,12 +296,16 @@ export class RunAwarePostgresSaver extends PostgresSaver {
     return { max: p.options.max ?? 10, total: p.totalCount, idle: p.idleCount, waiting: p.waitingCount };
   }
 
-  /** The library's own migrations, plus an index to find the checkpoints a run wrote. */
+  /**
+   * The library's own migrations, plus an index to find the checkpoints a run wrote and the
+   * function a claim reads a run's first checkpoint with (checkpoint-sql.ts latestFunction).
+   */
   override async setup(): Promise<void> {
     await super.setup();
     await this.ownPool.query(
       `CREATE INDEX IF NOT EXISTS checkpoints_run_id ON "${this.schema}".checkpoints (thread_id, (metadata->>'run_id'))`,
     );
+    await this.ownPool.query(this.sql.latestFunction);
   }
 }
 

@@ -2,6 +2,7 @@ import { conflict, notFound } from "../domain/errors.js";
 import type { CancelAction, MultitaskStrategy, Run, RunKwargs, RunLease, RunStatus } from "../domain/run.js";
 import type { Sql } from "./db.js";
 import { withoutNul } from "../lib/nul.js";
+import { LATEST_CHECKPOINT_FUNCTION, takeCheckpoint, type CheckpointColumns, type CheckpointRow } from "./checkpoint-sql.js";
 
 const COLUMNS = [
   "run_id",
@@ -16,7 +17,22 @@ const COLUMNS = [
 ] as const;
 const LEASE_COLUMNS = ["attempt", "lease_owner", "lease_expires_at", "cancel_action"] as const;
 
-export type ClaimedRun = Run & RunLease;
+export type ClaimedRun = Run &
+  RunLease & {
+    /**
+     * With `firstCheckpoint`: the thread's newest root checkpoint (null: none), read in the
+     * claim's round trip for the run's start (RunAwarePostgresSaver.prime). Absent: not read.
+     */
+    checkpoint?: CheckpointRow | null;
+  };
+
+export interface RunsRepoOptions {
+  /**
+   * Claims also read the claimed run's first checkpoint (LATEST_CHECKPOINT_FUNCTION, which
+   * the checkpointer's setup creates), sparing the run that round trip as it starts.
+   */
+  firstCheckpoint?: boolean;
+}
 
 /** A row of openplane_finish_run_v2: the finish, then the claimed run's columns (all null when none). */
 type FinishRow = {
@@ -80,7 +96,17 @@ export interface FinishInput {
   error: { error: string; message: string } | null;
 }
 
-export function createRunsRepo(sql: Sql) {
+export function createRunsRepo(sql: Sql, opts: RunsRepoOptions = {}) {
+  const fn = sql(LATEST_CHECKPOINT_FUNCTION);
+  /**
+   * Joins the claimed run's first checkpoint (ck_* columns) when `claimed` holds. The function
+   * runs after the claim and reads with a snapshot of its own: it sees what the thread's
+   * previous run committed before the claim saw that run end.
+   */
+  const withCheckpoint = (thread: string, claimed: string) =>
+    opts.firstCheckpoint
+      ? sql`LEFT JOIN LATERAL (SELECT * FROM ${fn}(${sql.unsafe(thread)}::text) WHERE ${sql.unsafe(claimed)}) ck ON true`
+      : sql``;
   return {
     /**
      * Inserts a run in one round trip (migrations 0005/0007): the thread row is locked, so
@@ -92,13 +118,14 @@ export function createRunsRepo(sql: Sql) {
      */
     async create(input: CreateRunInput & CreateRunExtras): Promise<CreatedRun> {
       const claim = input.claim ?? null;
-      const [row] = await sql<Array<ClaimedRun & { outcome: "created" | "missing" | "conflict" | "stale"; inflight: string[] }>>`
+      const [row] = await sql<Array<ClaimedRun & CheckpointColumns & { outcome: "created" | "missing" | "conflict" | "stale"; inflight: string[] }>>`
         SELECT * FROM openplane_create_run_v2(
           ${input.run_id}::uuid, ${input.thread_id}::uuid, ${input.assistant_id}::uuid, ${input.graph_id}::text,
           ${sql.json(input.metadata as never)}::jsonb, ${sql.json(input.kwargs as never)}::jsonb,
           ${input.multitask_strategy}::text, ${input.after_seconds}::float8, ${input.if_not_exists === "create"}::boolean,
-          ${input.assistant_token ?? null}::text, ${claim?.owner ?? null}::text, ${claim?.leaseSecs ?? null}::float8)`;
-      const { outcome, inflight, ...claimed } = row!;
+          ${input.assistant_token ?? null}::text, ${claim?.owner ?? null}::text, ${claim?.leaseSecs ?? null}::float8) f
+        ${claim ? withCheckpoint("f.thread_id", "f.status = 'running'") : sql``}`;
+      const { outcome, inflight, ...claimed } = takeCheckpoint(row!);
       if (outcome === "stale") return { outcome };
       if (outcome === "missing") throw notFound(`Thread with ID ${input.thread_id} not found`);
       if (outcome === "conflict") {
@@ -106,7 +133,7 @@ export function createRunsRepo(sql: Sql) {
           "Thread is already running a task. Wait for it to finish or choose a different multitask strategy.",
         );
       }
-      const { attempt: _a, lease_owner: _o, lease_expires_at: _e, cancel_action: _c, ...run } = claimed;
+      const { attempt: _a, lease_owner: _o, lease_expires_at: _e, cancel_action: _c, checkpoint: _k, ...run } = claimed;
       return { outcome, run, inflight, claimed: claimed.status === "running" ? claimed : null };
     },
 
@@ -182,14 +209,15 @@ export function createRunsRepo(sql: Sql) {
       claimed: ClaimedRun | null;
     }> {
       // One round trip; the thread is locked first (migration 0006 says why).
-      const [row] = await sql<Array<FinishRow>>`
+      const [row] = await sql<Array<FinishRow & CheckpointColumns>>`
         SELECT * FROM openplane_finish_run_v2(
           ${f.run_id}::uuid, ${f.owner}::text, ${f.status}::text, ${f.values !== null}::boolean,
           ${f.values === null ? null : sql.json(withoutNul(f.values) as never)}::jsonb, ${sql.json(withoutNul(f.interrupts) as never)}::jsonb,
           ${f.error ? sql.json(withoutNul(f.error) as never) : null}::jsonb, ${f.hasPendingNext}::boolean,
-          ${f.claim?.owner ?? null}::text, ${f.claim?.leaseSecs ?? null}::float8)`;
+          ${f.claim?.owner ?? null}::text, ${f.claim?.leaseSecs ?? null}::float8) f
+        ${f.claim ? withCheckpoint("f.claimed_thread_id", "f.run_id IS NOT NULL") : sql``}`;
       if (!row) return { finished: false, next: null, claimed: null };
-      const { thread_id, next_run_id, next_attempt, next_delay_ms, claimed_thread_id, ...claimed } = row;
+      const { thread_id, next_run_id, next_attempt, next_delay_ms, claimed_thread_id, ...claimed } = takeCheckpoint(row);
       const next = next_run_id ? { run_id: next_run_id, thread_id, attempt: next_attempt!, delay_ms: next_delay_ms! } : null;
       return { finished: true, next, claimed: claimed.run_id ? ({ ...claimed, thread_id: claimed_thread_id } as ClaimedRun) : null };
     },
@@ -203,7 +231,8 @@ export function createRunsRepo(sql: Sql) {
     async claimNext(owner: string, leaseSecs: number): Promise<ClaimedRun | null> {
       for (let tries = 0; ; tries++) {
         try {
-          const [row] = await sql<ClaimedRun[]>`
+          const [row] = await sql<Array<ClaimedRun & CheckpointColumns>>`
+            WITH c AS (
             UPDATE run r SET ${takeFor(sql, owner, leaseSecs)}
             WHERE r.run_id = (
               SELECT c.run_id FROM run c
@@ -216,8 +245,9 @@ export function createRunsRepo(sql: Sql) {
               LIMIT 1
               FOR UPDATE SKIP LOCKED)
             AND r.status = 'pending'
-            RETURNING ${sql(COLUMNS)}, ${sql(LEASE_COLUMNS)}`;
-          return row ?? null;
+            RETURNING ${sql(COLUMNS)}, ${sql(LEASE_COLUMNS)})
+            SELECT * FROM c ${withCheckpoint("c.thread_id", "true")}`;
+          return row ? takeCheckpoint(row) : null;
         } catch (err) {
           // Another claimer took a run of the same thread first: look again.
           if ((err as { code?: string }).code === "23505" && tries < 3) continue;

@@ -23,7 +23,8 @@ import { validate } from "@langchain/langgraph-checkpoint-validation";
 import { PostgresSaver } from "@langchain/langgraph-checkpoint-postgres";
 import pg from "pg";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { checkpointStatements } from "../../src/storage/checkpoint-sql.js";
+import { checkpointStatements, takeCheckpoint, type CheckpointColumns } from "../../src/storage/checkpoint-sql.js";
+import { createSql } from "../../src/storage/db.js";
 import { RunAwarePostgresSaver } from "../../src/storage/checkpointer.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/services.js";
 
@@ -42,9 +43,12 @@ afterAll(async () => {
 /** Counts every statement a pool's connections run (each is one round trip with `pg`). */
 class CountingClient extends pg.Client {
   static statements: string[] = [];
+  /** Each statement's parameters, in the same order. */
+  static params: unknown[][] = [];
   override query(...args: unknown[]): never {
     const q = args[0];
     CountingClient.statements.push(typeof q === "string" ? q : (q as { text: string }).text);
+    CountingClient.params.push(((typeof q === "string" ? args[1] : (q as { values?: unknown[] }).values) ?? []) as unknown[]);
     return (super.query as (...a: unknown[]) => never)(...args);
   }
 }
@@ -666,5 +670,90 @@ describe.skipIf(process.env.OPENPLANE_CP_BENCH !== "1")("rough timing (OPENPLANE
         JSON.stringify(r),
       );
     }
+  });
+});
+
+describe("a run's first checkpoint, read with its claim (prime)", () => {
+  /** What a claim reads (runs.ts): the function, through postgres.js, as the claim's columns. */
+  async function readAtClaim(schema: string, threadId: string) {
+    const sql = createSql(db.uri, 1);
+    try {
+      const rows = await sql<CheckpointColumns[]>`SELECT * FROM ${sql(schema)}.openplane_latest_checkpoint(${threadId})`;
+      // A claim's row always has the columns (a LEFT JOIN); no checkpoint = all null.
+      return takeCheckpoint(rows[0] ?? { ck_checkpoint_id: null }).checkpoint!;
+    } finally {
+      await sql.end();
+    }
+  }
+
+  for (const sc of scenarios) {
+    it(`${sc.name}: runs started from the claimed checkpoint read none themselves, and end as if they had`, async () => {
+      const schema = await newSchema();
+      await new RunAwarePostgresSaver(newPool(), { schema }).setup();
+      const saver = new RunAwarePostgresSaver(newPool(true), { schema });
+      const reference = sc.build().compile({ checkpointer: new MemorySaver() });
+      const expected: unknown[] = [];
+      for (const input of sc.inputs) expected.push(await reference.invoke(input, { configurable: { thread_id: "ref" } }));
+
+      const thread = randomUUID();
+      const g = sc.build().compile({ checkpointer: saver });
+      const selectLatest = checkpointStatements(schema).selectLatest.text;
+      const got: unknown[] = [];
+      for (const [i, input] of sc.inputs.entries()) {
+        const runId = randomUUID();
+        const row = await readAtClaim(schema, thread);
+        expect(row === null).toBe(i === 0);
+        const unprime = saver.prime(runId, thread, row);
+        CountingClient.statements = [];
+        CountingClient.params = [];
+        got.push(await g.invoke(input, { configurable: { thread_id: thread }, metadata: { run_id: runId } }));
+        unprime();
+        // Subgraphs read their own namespaces; the root's newest checkpoint came primed.
+        const rootReads = CountingClient.statements.filter((t, j) => t === selectLatest && CountingClient.params[j]![1] === "");
+        expect(rootReads).toEqual([]);
+      }
+      expect(withoutInterruptIds(got)).toEqual(withoutInterruptIds(expected));
+    });
+  }
+
+  it("serves one read: the run's own, of its thread's newest root checkpoint, as the query would answer it", async () => {
+    const schema = await newSchema();
+    await new RunAwarePostgresSaver(newPool(), { schema }).setup();
+    const saver = new RunAwarePostgresSaver(newPool(true), { schema });
+    const meta = { source: "loop", step: 0, parents: {} } as CheckpointMetadata;
+    const root = { configurable: { thread_id: "p1", checkpoint_ns: "" } };
+    const first = await saver.put(root, checkpointAt(uuid6(-1), { a: 1, big: "x".repeat(1000) }, { a: 1, big: 1 }), meta, { a: 1, big: 1 });
+    await saver.putWrites(first, [["a", 2], ["__interrupt__", [{ value: "why?" }]]], "task-1");
+    await saver.put({ configurable: { thread_id: "p1", checkpoint_ns: "sub:1" } }, checkpointAt(uuid6(-1), { s: 1 }, { s: 1 }), meta, { s: 1 });
+    const row = await readAtClaim(schema, "p1");
+    expect(row?.checkpoint_id).toBe(first.configurable?.checkpoint_id);
+
+    const queried = await saver.getTuple(root);
+    const read = (runId: string, over: Record<string, unknown> = {}) =>
+      saver.getTuple({ configurable: { ...root.configurable, ...over }, metadata: { run_id: runId } });
+    saver.prime("run-1", "p1", row);
+    CountingClient.statements = [];
+    // Not the run's read: another run, a given checkpoint, a subgraph's namespace, another thread.
+    await read("run-2");
+    await read("run-1", { checkpoint_id: first.configurable?.checkpoint_id });
+    await read("run-1", { checkpoint_ns: "sub:1" });
+    await read("run-1", { thread_id: "p2" });
+    expect(CountingClient.statements).toHaveLength(4);
+    // The run's: answered without a statement, the same tuple; the next one queries again.
+    expect(await read("run-1")).toEqual(queried);
+    expect(CountingClient.statements).toHaveLength(4);
+    expect(await read("run-1")).toEqual(queried);
+    expect(CountingClient.statements).toHaveLength(5);
+
+    // A thread without checkpoints: primed as null, the read finds none, without a statement.
+    saver.prime("run-3", "empty", await readAtClaim(schema, "empty"));
+    expect(await saver.getTuple({ configurable: { thread_id: "empty" }, metadata: { run_id: "run-3" } })).toBeUndefined();
+    expect(CountingClient.statements).toHaveLength(5);
+
+    // A run that ended without reading it: disposed, its run id reads from PostgreSQL again.
+    const unprime = saver.prime("run-4", "p1", null);
+    unprime();
+    expect(await read("run-4")).toEqual(queried);
+    expect(CountingClient.statements).toHaveLength(6);
   });
 });

@@ -1,0 +1,146 @@
+/**
+ * A claim reads the claimed run's first checkpoint in its own round trip (runs.ts
+ * `firstCheckpoint`, the checkpointer's openplane_latest_checkpoint): every claim path, on real
+ * PostgreSQL, against what the checkpointer itself reads.
+ */
+import { emptyCheckpoint, uuid6, type Checkpoint, type CheckpointMetadata } from "@langchain/langgraph-checkpoint";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { systemAssistantId } from "../../src/domain/assistant.js";
+import type { MultitaskStrategy } from "../../src/domain/run.js";
+import { uuidv7 } from "../../src/lib/uuid.js";
+import { createAssistantsRepo } from "../../src/storage/assistants.js";
+import { createCheckpointer, type RunAwarePostgresSaver } from "../../src/storage/checkpointer.js";
+import { createSql, type Sql } from "../../src/storage/db.js";
+import { migrate } from "../../src/storage/migrate.js";
+import { createRunsRepo, type CreateRunInput } from "../../src/storage/runs.js";
+import { createThreadsRepo } from "../../src/storage/threads.js";
+import { runKwargs } from "../helpers/runs.js";
+import { createTestDatabase, type TestDatabase } from "../helpers/services.js";
+
+let db: TestDatabase;
+let sql: Sql;
+let saver: RunAwarePostgresSaver;
+let closeSaver: () => Promise<void>;
+let runs: ReturnType<typeof createRunsRepo>;
+let threads: ReturnType<typeof createThreadsRepo>;
+
+beforeAll(async () => {
+  db = await createTestDatabase("claimcp");
+  sql = createSql(db.uri, 4);
+  const cp = createCheckpointer(db.uri, 2, () => {});
+  saver = cp.saver;
+  closeSaver = () => cp.pool.end();
+  await migrate(sql, { before: () => saver.setup() });
+  runs = createRunsRepo(sql, { firstCheckpoint: true });
+  threads = createThreadsRepo(sql);
+  await createAssistantsRepo(sql).upsertSystem("agent");
+}, 60_000);
+
+afterAll(async () => {
+  await sql?.end({ timeout: 5 });
+  await closeSaver?.();
+  await db?.drop();
+});
+
+const meta = { source: "loop", step: 0, parents: {} } as CheckpointMetadata;
+
+/** A thread row and, unless `checkpoints` is 0, that many root checkpoints (and one in a subgraph, newest of all). */
+async function thread(checkpoints: number): Promise<string> {
+  const threadId = uuidv7();
+  await threads.create({ thread_id: threadId, metadata: {}, if_exists: "raise" });
+  let parent: string | undefined;
+  for (let i = 0; i < checkpoints; i++) parent = await put(threadId, "", { n: i }, parent);
+  if (checkpoints > 0) await put(threadId, "sub:1", { sub: true });
+  return threadId;
+}
+
+async function put(threadId: string, ns: string, values: Record<string, unknown>, parent?: string): Promise<string> {
+  const c: Checkpoint = { ...emptyCheckpoint(), id: uuid6(-1), channel_values: values, channel_versions: Object.fromEntries(Object.keys(values).map((k) => [k, 1])) };
+  const versions = Object.fromEntries(Object.keys(values).map((k) => [k, 1]));
+  const done = await saver.put({ configurable: { thread_id: threadId, checkpoint_ns: ns, checkpoint_id: parent } }, c, meta, versions);
+  return done.configurable!.checkpoint_id as string;
+}
+
+const input = (threadId: string): CreateRunInput => ({
+  run_id: uuidv7(),
+  thread_id: threadId,
+  if_not_exists: "reject",
+  assistant_id: systemAssistantId("agent"),
+  graph_id: "agent",
+  metadata: {},
+  kwargs: runKwargs({ input: { n: 1 } }),
+  multitask_strategy: "enqueue" as MultitaskStrategy,
+  after_seconds: 0,
+});
+
+const done = (run_id: string, owner: string) => ({ run_id, owner, status: "success" as const, values: null, interrupts: {}, hasPendingNext: false, error: null });
+
+/** The tuple the run would start from, primed with what its claim read. */
+async function startsFrom(runId: string, threadId: string, row: Parameters<RunAwarePostgresSaver["prime"]>[2]) {
+  saver.prime(runId, threadId, row);
+  return saver.getTuple({ configurable: { thread_id: threadId }, metadata: { run_id: runId } });
+}
+
+describe("a claim reads the claimed run's first checkpoint", () => {
+  it("create with a local claim: the thread's newest root checkpoint, or null when it has none; the API's run never carries it", async () => {
+    const t = await thread(3);
+    const created = await runs.create({ ...input(t), claim: { owner: "w1", leaseSecs: 30 } });
+    if (created.outcome !== "created") throw new Error(created.outcome);
+    expect(created.claimed?.status).toBe("running");
+    expect("checkpoint" in created.run).toBe(false);
+    const expected = await saver.getTuple({ configurable: { thread_id: t } });
+    expect(created.claimed?.checkpoint?.checkpoint_id).toBe(expected?.checkpoint.id);
+    expect(await startsFrom(created.run.run_id, t, created.claimed!.checkpoint!)).toEqual(expected);
+
+    const empty = await thread(0);
+    const fresh = await runs.create({ ...input(empty), claim: { owner: "w1", leaseSecs: 30 } });
+    if (fresh.outcome !== "created") throw new Error(fresh.outcome);
+    expect(fresh.claimed?.checkpoint).toBeNull();
+  });
+
+  it("create that cannot claim (the thread is busy) reads nothing: the run waits, unclaimed", async () => {
+    const t = await thread(1);
+    await runs.create({ ...input(t), claim: { owner: "w1", leaseSecs: 30 } });
+    const behind = await runs.create({ ...input(t), claim: { owner: "w1", leaseSecs: 30 } });
+    if (behind.outcome !== "created") throw new Error(behind.outcome);
+    expect(behind.claimed).toBeNull();
+    expect(behind.run.status).toBe("pending");
+  });
+
+  it("finish handing the slot over: the next run's thread as its previous run left it", async () => {
+    const t = await thread(1);
+    const first = await runs.create({ ...input(t), claim: { owner: "w2", leaseSecs: 30 } });
+    const second = await runs.create(input(t));
+    if (first.outcome !== "created" || second.outcome !== "created") throw new Error("not created");
+    // The first run writes a checkpoint, then ends (its writes are committed before its finish).
+    const last = await put(t, "", { n: 99 }, first.claimed!.checkpoint!.checkpoint_id);
+    const { claimed } = await runs.finish({ ...done(first.run.run_id, "w2"), claim: { owner: "w2", leaseSecs: 30 } });
+    expect(claimed?.run_id).toBe(second.run.run_id);
+    expect(claimed?.checkpoint?.checkpoint_id).toBe(last);
+    expect(await startsFrom(claimed!.run_id, t, claimed!.checkpoint!)).toEqual(await saver.getTuple({ configurable: { thread_id: t } }));
+  });
+
+  it("claimNext: the claimed run's thread, whichever thread that is", async () => {
+    const t = await thread(2);
+    const pending = await runs.create(input(t));
+    if (pending.outcome !== "created") throw new Error(pending.outcome);
+    // Runs left pending by the tests above (none should be) would be claimed first.
+    let claimed = await runs.claimNext("w3", 30);
+    while (claimed && claimed.run_id !== pending.run.run_id) claimed = await runs.claimNext("w3", 30);
+    expect(claimed?.checkpoint?.checkpoint_id).toBe((await saver.getTuple({ configurable: { thread_id: t } }))?.checkpoint.id);
+  });
+
+  it("without firstCheckpoint nothing is read: the run's first read goes to PostgreSQL", async () => {
+    const plain = createRunsRepo(sql);
+    const t = await thread(1);
+    const created = await plain.create({ ...input(t), claim: { owner: "w4", leaseSecs: 30 } });
+    if (created.outcome !== "created") throw new Error(created.outcome);
+    expect(created.claimed?.status).toBe("running");
+    expect(created.claimed && "checkpoint" in created.claimed).toBe(false);
+    const next = await plain.create(input(t));
+    if (next.outcome !== "created") throw new Error(next.outcome);
+    const { claimed } = await plain.finish({ ...done(created.run.run_id, "w4"), claim: { owner: "w4", leaseSecs: 30 } });
+    expect(claimed?.run_id).toBe(next.run.run_id);
+    expect(claimed && "checkpoint" in claimed).toBe(false);
+  });
+});
