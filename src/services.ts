@@ -54,7 +54,7 @@ export function buildServices(x: ServiceInputs) {
   const assistants = createAssistantsRepo(x.sql);
   const threads = createThreadsRepo(x.sql);
   // The checkpointer's setup (always run before our migrations) creates the function claims read with.
-  const runs = createRunsRepo(x.sql, { firstCheckpoint: true });
+  const runs = createRunsRepo(x.sql, { checkpoints: x.checkpointer.statements });
   const checkpoints = createCheckpointsRepo(x.sql);
   const deleteCheckpoints = (threadId: string) => x.checkpointer.deleteThread(threadId);
   const shared = { runs, threads, checkpoints, queue: x.queue, bus: x.bus, graphs: x.graphs, deleteCheckpoints, logger: x.logger };
@@ -86,6 +86,7 @@ export function buildServices(x: ServiceInputs) {
         ...shared,
         writeBehind: (runId) => x.checkpointer.writeBehind(runId),
         primeCheckpoint: (runId, threadId, row) => x.checkpointer.prime(runId, threadId, row),
+        writesWithOutcome: true,
         ...tuning,
       }),
     /**

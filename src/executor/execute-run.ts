@@ -1,6 +1,7 @@
 import type { Run } from "../domain/run.js";
 import type { GraphRegistry, RunnableGraph, StateSnapshotLike } from "../graphs/registry.js";
 import { coerceError } from "../lib/errors.js";
+import type { CheckpointWrite } from "../storage/checkpoint-sql.js";
 import type { RunWrites } from "../storage/checkpointer.js";
 import type { RunStreamBus } from "../stream/bus.js";
 import { toJson, toPlain } from "../stream/serialize.js";
@@ -16,6 +17,8 @@ export interface RunOutcome {
   interrupts: Record<string, unknown[]>;
   hasPendingNext: boolean;
   error: { error: string; message: string } | null;
+  /** Checkpoint writes to commit with the outcome (ExecuteDeps.writesWithOutcome); else none. */
+  writes: CheckpointWrite[];
 }
 
 interface StreamEventLike {
@@ -47,6 +50,12 @@ export interface ExecuteDeps {
   tracing: Tracing | null;
   /** Pipelines the run's checkpoint writes until settled (RunAwarePostgresSaver.writeBehind). */
   writeBehind: (runId: string) => RunWrites;
+  /**
+   * The caller records the outcome with the run's last checkpoint writes in one statement
+   * (runs.finish): a run that ends with values hands over the writes not sent yet instead of
+   * committing them itself.
+   */
+  writesWithOutcome: boolean;
 }
 
 /**
@@ -135,16 +144,20 @@ export async function executeRun(deps: ExecuteDeps, run: Run & { attempt: number
     } else {
       for await (const chunk of await graph.stream(input, options)) await onChunk(chunk);
     }
-    // What it streamed is durable and sent now; a failed write fails the run.
-    await Promise.all([writes?.settle(), sender.flush()]);
+    // Ended with values: its last writes may go with the outcome. Otherwise the state is read
+    // from the checkpoints below: they must all be committed first.
+    const done = !interrupted && lastValues !== undefined;
+    const handOver = done && deps.writesWithOutcome;
+    // What it streamed is durable (or goes with the outcome) and sent now; a failed write fails the run.
+    const [tail] = await Promise.all([handOver ? writes?.take() : writes?.settle(), sender.flush()]);
     const notAnnounced = await announced;
     if (notAnnounced) throw notAnnounced.err;
-    if (!interrupted && lastValues !== undefined) {
-      return { status: "success", values: toPlain<Record<string, unknown>>(lastValues), interrupts: {}, hasPendingNext: false, error: null };
+    if (done) {
+      return { status: "success", values: toPlain<Record<string, unknown>>(lastValues), interrupts: {}, hasPendingNext: false, error: null, writes: tail ?? [] };
     }
     // Interrupted (the interrupts and next tasks come from the checkpoint) or nothing streamed.
     const state = await graph.getState(threadConfig);
-    return { status: "success", ...summarise(state), error: null };
+    return { status: "success", ...summarise(state), error: null, writes: [] };
   } catch (err) {
     const reason = signal.aborted ? (signal.reason as AbortReason) : null;
     // Its writes so far land before the state is read or the run is handed back; past its
@@ -157,13 +170,13 @@ export async function executeRun(deps: ExecuteDeps, run: Run & { attempt: number
       // An interrupted run keeps the checkpoints it wrote: the thread shows that progress.
       const state = graph ? await graph.getState(threadConfig).catch(() => null) : null;
       return state
-        ? { status: "interrupted", ...summarise(state), error: null }
-        : { status: "interrupted", values: null, interrupts: {}, hasPendingNext: false, error: null };
+        ? { status: "interrupted", ...summarise(state), error: null, writes: [] }
+        : { status: "interrupted", values: null, interrupts: {}, hasPendingNext: false, error: null, writes: [] };
     }
     const e = reason === "timeout" ? { error: "TimeoutError", message: "Run exceeded BG_JOB_TIMEOUT_SECS" } : describe(err);
     await publish("error", e);
     await sender.flush();
-    return { status: reason === "timeout" ? "timeout" : "error", values: null, interrupts: {}, hasPendingNext: false, error: e };
+    return { status: reason === "timeout" ? "timeout" : "error", values: null, interrupts: {}, hasPendingNext: false, error: e, writes: [] };
   }
 }
 

@@ -36,6 +36,8 @@ export interface WorkerDeps {
   selfUrl: () => string | null;
   /** Pipelines a run's checkpoint writes until settled (RunAwarePostgresSaver.writeBehind). */
   writeBehind: ExecuteDeps["writeBehind"];
+  /** runs.finish can commit a run's last checkpoint writes with its outcome (RunsRepoOptions.checkpoints). */
+  writesWithOutcome: boolean;
   /** Hands the checkpointer the checkpoint a claim read for the run (RunAwarePostgresSaver.prime). */
   primeCheckpoint: (runId: string, threadId: string, row: CheckpointRow | null) => () => void;
 }

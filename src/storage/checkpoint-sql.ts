@@ -26,19 +26,27 @@ export interface CheckpointStatements {
    * own would.
    */
   write: (batch: readonly CheckpointWrite[]) => { stmt: Statement; values: unknown[] };
+  /**
+   * The same writes as the CTEs of another statement (`WITH ${ctes}, ... SELECT ...`): they
+   * commit with it or not at all, and only where `guard` holds: SQL given the number of the
+   * statement's first own parameter (theirs are $1..$n, n = values.length; its own follow).
+   */
+  writeWith: (batch: readonly CheckpointWrite[], guard: (firstParam: number) => string) => { ctes: string; values: unknown[] };
   /** One checkpoint by id, with its channel values and pending writes. */
   selectById: Statement;
   /** The newest checkpoint of a thread and namespace, same columns. */
   selectLatest: Statement;
   /** A thread's checkpoints, blobs and writes, in one statement. */
   deleteThread: Statement;
+  /** LATEST_CHECKPOINT_FUNCTION in the schema, as SQL (a quoted, qualified name). */
+  latestFunction: string;
   /**
    * Creates (or replaces) LATEST_CHECKPOINT_FUNCTION in the schema: selectLatest for a
    * thread's root namespace, columns prefixed `ck_`, so a run's claim can read the
    * checkpoint the run starts from in the claim's own round trip (runs.ts). VOLATILE, so
    * its query takes a snapshot of its own, after the claim before it in the statement.
    */
-  latestFunction: string;
+  createLatestFunction: string;
 }
 
 /**
@@ -60,7 +68,7 @@ export interface CheckpointRow {
   pw_blobs: Buffer[] | null;
 }
 
-/** The function latestFunction creates: selectLatest's columns, prefixed `ck_` (one row, or none). */
+/** The function createLatestFunction creates: selectLatest's columns, prefixed `ck_` (one row, or none). */
 export const LATEST_CHECKPOINT_FUNCTION = "openplane_latest_checkpoint";
 
 /** LATEST_CHECKPOINT_FUNCTION's columns, as a claim joins them (runs.ts). */
@@ -160,9 +168,10 @@ DELETE FROM ${cp} WHERE thread_id = $1`,
     const hash = createHash("sha1").update(text).digest("hex").slice(0, 12);
     return { name: `openplane_cp_${key}_${hash}`, text };
   };
-  const out = {} as Omit<CheckpointStatements, "write" | "latestFunction">;
+  const out = {} as Omit<CheckpointStatements, "write" | "writeWith" | "latestFunction" | "createLatestFunction">;
   for (const [key, text] of Object.entries(texts) as [keyof typeof texts, string][]) out[key] = named(key, text);
-  const latestFunction = `CREATE OR REPLACE FUNCTION ${q}.${LATEST_CHECKPOINT_FUNCTION}(p_thread_id text)
+  const latestFunction = `${q}.${LATEST_CHECKPOINT_FUNCTION}`;
+  const createLatestFunction = `CREATE OR REPLACE FUNCTION ${latestFunction}(p_thread_id text)
 RETURNS TABLE (ck_checkpoint_id text, ck_parent_checkpoint_id text, ck_checkpoint jsonb, ck_metadata text,
   ck_cv_channels text[], ck_cv_types text[], ck_cv_blobs bytea[],
   ck_pw_tasks text[], ck_pw_channels text[], ck_pw_types text[], ck_pw_blobs bytea[])
@@ -184,7 +193,11 @@ $fn$`;
     }
     return { stmt, values: parts.values };
   };
-  return { ...out, write, latestFunction };
+  const writeWith = (batch: readonly CheckpointWrite[], guard: (firstParam: number) => string) => {
+    const parts = writeParts(batch);
+    return { ctes: writeCtes(parts, { cp, blobs, writes }, guard(parts.values.length + 1)), values: parts.values };
+  };
+  return { ...out, write, writeWith, latestFunction, createLatestFunction };
 }
 
 const WRITE_COLUMNS = "thread_id, checkpoint_ns, checkpoint_id, task_id, idx, channel, type, blob";
@@ -194,6 +207,10 @@ const WRITE_COLUMNS = "thread_id, checkpoint_ns, checkpoint_id, task_id, idx, ch
  * runs once, whether or not it is read). Parameter $1 is the packed payload.
  */
 function writeText(parts: WriteParts, t: { cp: string; blobs: string; writes: string }): string {
+  return `WITH ${writeCtes(parts, t)}\nSELECT 1`;
+}
+
+function writeCtes(parts: WriteParts, t: { cp: string; blobs: string; writes: string }, guard = "true"): string {
   let n = 2;
   const params = (count: number) => Array.from({ length: count }, () => `$${n++}`);
   const ctes: string[] = [];
@@ -204,6 +221,7 @@ function writeText(parts: WriteParts, t: { cp: string; blobs: string; writes: st
   SELECT b.thread_id, b.checkpoint_ns, b.channel, b.version, b.type, ${cut("$1", "b")}
   FROM unnest(${thread}::text[], ${ns}::text[], ${channel}::text[], ${version}::text[], ${type}::text[], ${off}::int[], ${len}::int[])
     AS b(thread_id, checkpoint_ns, channel, version, type, off, len)
+  WHERE ${guard}
   ON CONFLICT (thread_id, checkpoint_ns, channel, version) DO NOTHING)`);
     const [cThread, cNs, cId, cParent, cCheckpoint, cMeta] = params(6);
     ctes.push(`new_checkpoints AS (
@@ -211,6 +229,7 @@ function writeText(parts: WriteParts, t: { cp: string; blobs: string; writes: st
   SELECT c.thread_id, c.checkpoint_ns, c.checkpoint_id, c.parent_checkpoint_id, c.checkpoint::jsonb, c.metadata::jsonb
   FROM unnest(${cThread}::text[], ${cNs}::text[], ${cId}::text[], ${cParent}::text[], ${cCheckpoint}::text[], ${cMeta}::text[])
     AS c(thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, checkpoint, metadata)
+  WHERE ${guard}
   ON CONFLICT (thread_id, checkpoint_ns, checkpoint_id)
   DO UPDATE SET checkpoint = EXCLUDED.checkpoint, metadata = EXCLUDED.metadata)`);
   }
@@ -221,13 +240,14 @@ function writeText(parts: WriteParts, t: { cp: string; blobs: string; writes: st
   SELECT w.thread_id, w.checkpoint_ns, w.checkpoint_id, w.task_id, w.idx, w.channel, w.type, ${cut("$1", "w")}
   FROM unnest(${thread}::text[], ${ns}::text[], ${id}::text[], ${task}::text[], ${idx}::int[], ${channel}::text[], ${type}::text[], ${off}::int[], ${len}::int[])
     AS w(thread_id, checkpoint_ns, checkpoint_id, task_id, idx, channel, type, off, len)
+  WHERE ${guard}
   ON CONFLICT (thread_id, checkpoint_ns, checkpoint_id, task_id, idx) ${onConflict})`);
   };
   // Ordinary writes are kept if already there (a retried task).
   if (parts.keep) writesCte("kept_writes", "DO NOTHING");
   // Writes of special channels only (error, interrupt, ...): the last one wins.
   if (parts.last) writesCte("last_writes", "DO UPDATE SET channel = EXCLUDED.channel, type = EXCLUDED.type, blob = EXCLUDED.blob");
-  return `WITH ${ctes.join(",\n")}\nSELECT 1`;
+  return ctes.join(",\n");
 }
 
 /** A checkpoint row and the blobs of the channels it changed (the saver's put). */

@@ -27,6 +27,12 @@ export interface RunWrites {
   settle(): Promise<void>;
   /** Drops what is not sent yet; resolves when what is on its way is done. */
   abandon(): Promise<void>;
+  /**
+   * Ends the pipeline: resolves, once all before them are committed, with the writes not
+   * sent yet (at most one group), which the caller commits with the run's outcome
+   * (runs.finish); rejects with the first failure.
+   */
+  take(): Promise<CheckpointWrite[]>;
 }
 
 /** Configurable keys that identify the checkpoint itself, not the run. */
@@ -62,7 +68,8 @@ const MAX_BATCH_BYTES = 4 * 1024 * 1024;
  * the checkpoints a run wrote.
  */
 export class RunAwarePostgresSaver extends PostgresSaver {
-  private readonly sql: CheckpointStatements;
+  /** Our statements on the checkpoint tables (also used by the runs repository, runs.ts). */
+  readonly statements: CheckpointStatements;
   private readonly schema: string;
   /** Units of commit: one write, or a run's pipelined group (write-pipeline.ts). */
   private readonly batcher: WriteBatcher<CheckpointWrite[]>;
@@ -80,10 +87,10 @@ export class RunAwarePostgresSaver extends PostgresSaver {
     const schema = options.schema ?? "public";
     super(ownPool, undefined, { schema });
     this.schema = schema;
-    this.sql = checkpointStatements(schema);
+    this.statements = checkpointStatements(schema);
     this.batcher = createWriteBatcher<CheckpointWrite[]>(
       async (batch) => {
-        const { stmt, values } = this.sql.write(batch.flat());
+        const { stmt, values } = this.statements.write(batch.flat());
         await this.run(stmt, values);
       },
       { maxInFlight: options.maxWriteBatches ?? 2, maxWrites: MAX_BATCH_WRITES, maxBytes: MAX_BATCH_BYTES },
@@ -127,7 +134,15 @@ export class RunAwarePostgresSaver extends PostgresSaver {
         if (this.pipelines.get(runId) === pipeline) this.pipelines.delete(runId);
       }
     };
-    return { settle: () => end(pipeline.settle()), abandon: () => end(pipeline.abandon()) };
+    return {
+      settle: () => end(pipeline.settle()),
+      abandon: () => end(pipeline.abandon()),
+      take: async () => {
+        const tail = pipeline.take();
+        await end(tail.then(() => {}));
+        return tail;
+      },
+    };
   }
 
   /**
@@ -225,8 +240,8 @@ export class RunAwarePostgresSaver extends PostgresSaver {
     let row = this.takePrimed(config);
     if (row === undefined) {
       const res = checkpoint_id
-        ? await this.run<CheckpointRow>(this.sql.selectById, [thread_id, checkpoint_ns, checkpoint_id])
-        : await this.run<CheckpointRow>(this.sql.selectLatest, [thread_id, checkpoint_ns]);
+        ? await this.run<CheckpointRow>(this.statements.selectById, [thread_id, checkpoint_ns, checkpoint_id])
+        : await this.run<CheckpointRow>(this.statements.selectLatest, [thread_id, checkpoint_ns]);
       row = res.rows[0];
     }
     if (!row) return undefined;
@@ -266,7 +281,7 @@ export class RunAwarePostgresSaver extends PostgresSaver {
   }
 
   override async deleteThread(threadId: string): Promise<void> {
-    await this.run(this.sql.deleteThread, [threadId]);
+    await this.run(this.statements.deleteThread, [threadId]);
   }
 
   /**
@@ -298,14 +313,14 @@ export class RunAwarePostgresSaver extends PostgresSaver {
 
   /**
    * The library's own migrations, plus an index to find the checkpoints a run wrote and the
-   * function a claim reads a run's first checkpoint with (checkpoint-sql.ts latestFunction).
+   * function a claim reads a run's first checkpoint with (checkpoint-sql.ts createLatestFunction).
    */
   override async setup(): Promise<void> {
     await super.setup();
     await this.ownPool.query(
       `CREATE INDEX IF NOT EXISTS checkpoints_run_id ON "${this.schema}".checkpoints (thread_id, (metadata->>'run_id'))`,
     );
-    await this.ownPool.query(this.sql.latestFunction);
+    await this.ownPool.query(this.statements.createLatestFunction);
   }
 }
 

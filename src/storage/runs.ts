@@ -2,7 +2,7 @@ import { conflict, notFound } from "../domain/errors.js";
 import type { CancelAction, MultitaskStrategy, Run, RunKwargs, RunLease, RunStatus } from "../domain/run.js";
 import type { Sql } from "./db.js";
 import { withoutNul } from "../lib/nul.js";
-import { LATEST_CHECKPOINT_FUNCTION, takeCheckpoint, type CheckpointColumns, type CheckpointRow } from "./checkpoint-sql.js";
+import { takeCheckpoint, type CheckpointColumns, type CheckpointRow, type CheckpointStatements, type CheckpointWrite } from "./checkpoint-sql.js";
 
 const COLUMNS = [
   "run_id",
@@ -20,7 +20,7 @@ const LEASE_COLUMNS = ["attempt", "lease_owner", "lease_expires_at", "cancel_act
 export type ClaimedRun = Run &
   RunLease & {
     /**
-     * With `firstCheckpoint`: the thread's newest root checkpoint (null: none), read in the
+     * With `checkpoints`: the thread's newest root checkpoint (null: none), read in the
      * claim's round trip for the run's start (RunAwarePostgresSaver.prime). Absent: not read.
      */
     checkpoint?: CheckpointRow | null;
@@ -28,10 +28,12 @@ export type ClaimedRun = Run &
 
 export interface RunsRepoOptions {
   /**
-   * Claims also read the claimed run's first checkpoint (LATEST_CHECKPOINT_FUNCTION, which
-   * the checkpointer's setup creates), sparing the run that round trip as it starts.
+   * The checkpointer's statements (RunAwarePostgresSaver.statements; its setup creates the
+   * function). With them a claim also reads the claimed run's first checkpoint, and a finish
+   * commits the run's last checkpoint writes (FinishInput.writes): one round trip each fewer
+   * per run.
    */
-  firstCheckpoint?: boolean;
+  checkpoints?: Pick<CheckpointStatements, "latestFunction" | "writeWith">;
 }
 
 /** A row of openplane_finish_run_v2: the finish, then the claimed run's columns (all null when none). */
@@ -94,19 +96,20 @@ export interface FinishInput {
   interrupts: Record<string, unknown[]>;
   hasPendingNext: boolean;
   error: { error: string; message: string } | null;
+  /** The run's checkpoint writes not committed yet: they commit with the outcome, or neither does. */
+  writes?: readonly CheckpointWrite[];
 }
 
 export function createRunsRepo(sql: Sql, opts: RunsRepoOptions = {}) {
-  const fn = sql(LATEST_CHECKPOINT_FUNCTION);
+  const cp = opts.checkpoints ?? null;
   /**
    * Joins the claimed run's first checkpoint (ck_* columns) when `claimed` holds. The function
    * runs after the claim and reads with a snapshot of its own: it sees what the thread's
    * previous run committed before the claim saw that run end.
    */
-  const withCheckpoint = (thread: string, claimed: string) =>
-    opts.firstCheckpoint
-      ? sql`LEFT JOIN LATERAL (SELECT * FROM ${fn}(${sql.unsafe(thread)}::text) WHERE ${sql.unsafe(claimed)}) ck ON true`
-      : sql``;
+  const joinCheckpoint = (thread: string, claimed: string) =>
+    cp ? `LEFT JOIN LATERAL (SELECT * FROM ${cp.latestFunction}(${thread}::text) WHERE ${claimed}) ck ON true` : "";
+  const withCheckpoint = (thread: string, claimed: string) => sql.unsafe(joinCheckpoint(thread, claimed));
   return {
     /**
      * Inserts a run in one round trip (migrations 0005/0007): the thread row is locked, so
@@ -124,7 +127,7 @@ export function createRunsRepo(sql: Sql, opts: RunsRepoOptions = {}) {
           ${sql.json(input.metadata as never)}::jsonb, ${sql.json(input.kwargs as never)}::jsonb,
           ${input.multitask_strategy}::text, ${input.after_seconds}::float8, ${input.if_not_exists === "create"}::boolean,
           ${input.assistant_token ?? null}::text, ${claim?.owner ?? null}::text, ${claim?.leaseSecs ?? null}::float8) f
-        ${claim ? withCheckpoint("f.thread_id", "f.status = 'running'") : sql``}`;
+        ${claim && cp ? withCheckpoint("f.thread_id", "f.status = 'running'") : sql``}`;
       const { outcome, inflight, ...claimed } = takeCheckpoint(row!);
       if (outcome === "stale") return { outcome };
       if (outcome === "missing") throw notFound(`Thread with ID ${input.thread_id} not found`);
@@ -208,16 +211,34 @@ export function createRunsRepo(sql: Sql, opts: RunsRepoOptions = {}) {
       next: Dispatch | null;
       claimed: ClaimedRun | null;
     }> {
-      // One round trip; the thread is locked first (migration 0006 says why).
-      const [row] = await sql<Array<FinishRow & CheckpointColumns>>`
-        SELECT * FROM openplane_finish_run_v2(
-          ${f.run_id}::uuid, ${f.owner}::text, ${f.status}::text, ${f.values !== null}::boolean,
-          ${f.values === null ? null : sql.json(withoutNul(f.values) as never)}::jsonb, ${sql.json(withoutNul(f.interrupts) as never)}::jsonb,
-          ${f.error ? sql.json(withoutNul(f.error) as never) : null}::jsonb, ${f.hasPendingNext}::boolean,
-          ${f.claim?.owner ?? null}::text, ${f.claim?.leaseSecs ?? null}::float8) f
-        ${f.claim ? withCheckpoint("f.claimed_thread_id", "f.run_id IS NOT NULL") : sql``}`;
+      // One round trip and one transaction, the run's last checkpoint writes included; the
+      // thread is locked first (migration 0006 says why).
+      if (f.writes?.length && !cp) throw new Error("runs.finish: checkpoint writes given, but no checkpoint statements");
+      // Only while this worker holds the run: past its lease another worker may own it (read
+      // with the statement's snapshot; the finish below re-checks under the row's lock).
+      const held = (i: number) => `EXISTS (SELECT 1 FROM run WHERE run_id = $${i}::uuid AND lease_owner = $${i + 1}::text AND status = 'running')`;
+      const writes = f.writes?.length ? cp!.writeWith(f.writes, held) : null;
+      const n = writes?.values.length ?? 0;
+      const p = (i: number) => `$${n + i}`;
+      // postgres.js learns each parameter's type from PostgreSQL and encodes jsonb itself.
+      const json = (v: unknown) => (v === null ? null : withoutNul(v));
+      const [row] = await sql.unsafe<Array<FinishRow & CheckpointColumns>>(
+        `${writes ? `WITH ${writes.ctes}\n` : ""}SELECT * FROM openplane_finish_run_v2(
+          ${p(1)}::uuid, ${p(2)}::text, ${p(3)}::text, ${p(4)}::boolean, ${p(5)}::jsonb, ${p(6)}::jsonb,
+          ${p(7)}::jsonb, ${p(8)}::boolean, ${p(9)}::text, ${p(10)}::float8) f
+        ${f.claim ? joinCheckpoint("f.claimed_thread_id", "f.run_id IS NOT NULL") : ""}`,
+        [
+          ...((writes?.values ?? []) as never[]),
+          f.run_id, f.owner, f.status, f.values !== null, json(f.values), json(f.interrupts),
+          json(f.error), f.hasPendingNext, f.claim?.owner ?? null, f.claim?.leaseSecs ?? null,
+        ] as never[],
+        { prepare: true },
+      );
       if (!row) return { finished: false, next: null, claimed: null };
       const { thread_id, next_run_id, next_attempt, next_delay_ms, claimed_thread_id, ...claimed } = takeCheckpoint(row);
+      // Claimed on the finished run's own thread: its checkpoint was read beside this statement's
+      // writes, not after them; the run reads it itself.
+      if (writes && claimed_thread_id === thread_id) delete claimed.checkpoint;
       const next = next_run_id ? { run_id: next_run_id, thread_id, attempt: next_attempt!, delay_ms: next_delay_ms! } : null;
       return { finished: true, next, claimed: claimed.run_id ? ({ ...claimed, thread_id: claimed_thread_id } as ClaimedRun) : null };
     },
@@ -246,7 +267,7 @@ export function createRunsRepo(sql: Sql, opts: RunsRepoOptions = {}) {
               FOR UPDATE SKIP LOCKED)
             AND r.status = 'pending'
             RETURNING ${sql(COLUMNS)}, ${sql(LEASE_COLUMNS)})
-            SELECT * FROM c ${withCheckpoint("c.thread_id", "true")}`;
+            SELECT * FROM c ${cp ? withCheckpoint("c.thread_id", "true") : sql``}`;
           return row ? takeCheckpoint(row) : null;
         } catch (err) {
           // Another claimer took a run of the same thread first: look again.

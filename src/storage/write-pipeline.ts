@@ -3,11 +3,11 @@
  * after another, each once the previous one resolved, so a run committing
  * them one by one waits for a commit per step. In a pipeline a write is
  * accepted at once; the run's writes commit in the order they came, in
- * groups: the first group leaves at the end of the event loop's turn (with
- * all the run wrote in that turn: a graph whose steps await no I/O commits
- * once), and the writes that come while a group is on its way go together in
- * the next one. A group is one statement, so it lands whole or not at all,
- * and the committed writes are always a prefix of the run's writes: a later
+ * groups: the first group leaves after a short linger (with all the run
+ * wrote meanwhile: a graph whose steps await no I/O commits once), and the
+ * writes that come while a group is on its way go together in the next one.
+ * A group is one statement, so it lands whole or not at all, and the
+ * committed writes are always a prefix of the run's writes: a later
  * checkpoint never lands without the blobs an earlier one wrote.
  *
  * `settle()` resolves when every write so far is committed, or rejects with
@@ -40,7 +40,21 @@ export interface WritePipeline<W> {
   settle(): Promise<void>;
   /** Drops the writes not sent yet (and any added later); resolves when the group on its way is done. */
   abandon(): Promise<void>;
+  /**
+   * Ends the pipeline and hands over its tail: resolves, once every write before the tail is
+   * committed, with the writes not sent yet (at most one group; none when all were sent), for
+   * the caller to commit in a statement of its own; rejects with the first failure. Writes
+   * added later are ignored.
+   */
+  take(): Promise<W[]>;
 }
+
+/**
+ * How long a write that finds the pipeline idle waits for others before it is sent. A run's steps that await no I/O
+ * all write within a millisecond or so (LangGraph ends its stream a few event-loop turns after
+ * the last write); a step that calls a model takes far longer than this.
+ */
+const LINGER_MS = 2;
 
 export function createWritePipeline<W>(
   commit: (group: PipelinedWrite<W>[]) => Promise<void>,
@@ -50,18 +64,18 @@ export function createWritePipeline<W>(
   let busy = false;
   let failure: { err: unknown } | null = null;
   let abandoned = false;
+  /** take() was called: the last group is not sent but handed over. */
+  let taking = false;
   let waiters: (() => void)[] = [];
+  /** The first group's linger, while it lasts. */
+  let linger: NodeJS.Timeout | null = null;
 
   const idle = () => {
     for (const wake of waiters.splice(0)) wake();
   };
 
-  function send(): void {
-    if (queued.length === 0) {
-      busy = false;
-      return idle();
-    }
-    const group: PipelinedWrite<W>[] = [];
+  /** How many of the queued writes go in the next group. */
+  function groupSize(): number {
     const keys = new Set<string>();
     let bytes = 0;
     let i = 0;
@@ -69,11 +83,21 @@ export function createWritePipeline<W>(
       const w = queued[i]!;
       const fits = i === 0 || (i < opts.maxWrites && bytes + w.bytes <= opts.maxBytes);
       if (!fits || w.keys.some((k) => keys.has(k))) break;
-      group.push(w);
       bytes += w.bytes;
       for (const k of w.keys) keys.add(k);
     }
-    queued = queued.slice(i);
+    return i;
+  }
+
+  function send(): void {
+    linger = null;
+    const size = groupSize();
+    if (queued.length === 0 || (taking && size === queued.length)) {
+      busy = false;
+      return idle();
+    }
+    const group = queued.slice(0, size);
+    queued = queued.slice(size);
     commit(group).then(send, (err: unknown) => {
       failure ??= { err };
       queued = [];
@@ -81,24 +105,43 @@ export function createWritePipeline<W>(
     });
   }
 
+  /** The run waits for its writes now: nothing left to linger for. */
+  function sendNow(): void {
+    if (linger === null) return;
+    clearTimeout(linger);
+    send();
+  }
+
   return {
     add(write) {
-      if (failure || abandoned) return;
+      if (failure || abandoned || taking) return;
       queued.push(write);
       if (busy) return;
       busy = true;
-      // The writes of one turn of the event loop go as one group: steps that await no I/O
-      // (a short graph's whole run, parallel tasks) commit together, not one group each.
-      setImmediate(send);
+      // A group started from idle lingers: the writes of steps that await no I/O (a short graph's whole
+      // run, parallel tasks) go together, and those a run still holds when it ends go with
+      // its outcome (take).
+      linger = setTimeout(send, LINGER_MS);
     },
     async settle() {
+      sendNow();
       if (busy) await new Promise<void>((resolve) => waiters.push(resolve));
       if (failure) throw failure.err;
     },
     async abandon() {
       abandoned = true;
       queued = [];
+      sendNow();
       if (busy) await new Promise<void>((resolve) => waiters.push(resolve));
+    },
+    async take() {
+      taking = true;
+      sendNow();
+      if (busy) await new Promise<void>((resolve) => waiters.push(resolve));
+      if (failure) throw failure.err;
+      const tail = queued.map((w) => w.write);
+      queued = [];
+      return tail;
     },
   };
 }

@@ -19,12 +19,14 @@ function controlledCommit(fail?: (group: string[]) => unknown) {
   return { sent, commit, finishOne, inFlight: () => gates.length };
 }
 
-const tick = () => new Promise((r) => setTimeout(r, 0));
+/** Longer than the pipeline's linger (2 ms). */
+const tick = () => new Promise((r) => setTimeout(r, 10));
+const turn = () => new Promise((r) => setImmediate(r));
 const w = (write: string, ...keys: string[]): PipelinedWrite<string> => ({ write, keys: keys.length ? keys : [write], bytes: 1 });
 const opts = { maxWrites: 64, maxBytes: 1_000 };
 
 describe("write pipeline", () => {
-  it("sends the first write at once, and groups what comes while it is on its way, in order", async () => {
+  it("sends the first write after a short linger, and groups what comes while it is on its way, in order", async () => {
     const c = controlledCommit();
     const p = createWritePipeline(c.commit, opts);
     p.add(w("a"));
@@ -41,14 +43,28 @@ describe("write pipeline", () => {
     expect(c.inFlight()).toBe(0);
   });
 
-  it("writes added in one turn go as one group", async () => {
+  it("writes added while the first lingers go as one group, several event-loop turns apart", async () => {
     const c = controlledCommit();
     const p = createWritePipeline(c.commit, opts);
     p.add(w("a"));
     p.add(w("b"));
+    await turn();
+    await turn();
+    p.add(w("c"));
+    expect(c.sent).toEqual([]);
     await tick();
-    expect(c.sent).toEqual([["a", "b"]]);
+    expect(c.sent).toEqual([["a", "b", "c"]]);
     await c.finishOne();
+  });
+
+  it("settle sends a lingering group at once", async () => {
+    const c = controlledCommit();
+    const p = createWritePipeline(c.commit, opts);
+    p.add(w("a"));
+    const s = p.settle();
+    expect(c.sent).toEqual([["a"]]);
+    await c.finishOne();
+    await s;
   });
 
   it("a group never holds two writes to one row: the second starts the next group", async () => {
@@ -134,5 +150,64 @@ describe("write pipeline", () => {
     await tick();
     expect(c.sent).toEqual([["a"]]);
     await expect(p.settle()).resolves.toBeUndefined();
+  });
+
+  describe("take", () => {
+    it("hands over the lingering writes unsent, and ignores later ones", async () => {
+      const c = controlledCommit();
+      const p = createWritePipeline(c.commit, opts);
+      p.add(w("a"));
+      p.add(w("b"));
+      expect(await p.take()).toEqual(["a", "b"]);
+      p.add(w("c"));
+      await tick();
+      expect(c.sent).toEqual([]);
+    });
+
+    it("waits for the group on its way, then hands over what came behind it", async () => {
+      const c = controlledCommit();
+      const p = createWritePipeline(c.commit, opts);
+      p.add(w("a"));
+      await tick();
+      p.add(w("b"));
+      let tail: string[] | null = null;
+      const taken = p.take().then((t) => (tail = t));
+      await turn();
+      expect(tail).toBeNull();
+      await c.finishOne();
+      await taken;
+      expect(tail).toEqual(["b"]);
+      expect(c.sent).toEqual([["a"]]);
+    });
+
+    it("hands over one group at most: what does not fit it is committed first", async () => {
+      const c = controlledCommit();
+      const p = createWritePipeline(c.commit, opts);
+      p.add(w("a", "k1"));
+      p.add(w("b", "k2"));
+      p.add(w("c", "k1")); // a second write to a's row: the next group
+      const taken = p.take();
+      expect(c.sent).toEqual([["a", "b"]]);
+      await c.finishOne();
+      expect(await taken).toEqual(["c"]);
+    });
+
+    it("rejects with an earlier failure, handing nothing over", async () => {
+      const boom = new Error("commit failed");
+      const c = controlledCommit(() => boom);
+      const p = createWritePipeline(c.commit, opts);
+      p.add(w("a"));
+      await tick();
+      p.add(w("b"));
+      const taken = p.take().then(() => null, (err: unknown) => err);
+      await c.finishOne();
+      expect(await taken).toBe(boom);
+    });
+
+    it("with nothing unsent, hands over nothing", async () => {
+      const c = controlledCommit();
+      const p = createWritePipeline(c.commit, opts);
+      expect(await p.take()).toEqual([]);
+    });
   });
 });

@@ -1,7 +1,8 @@
 /**
- * A claim reads the claimed run's first checkpoint in its own round trip (runs.ts
- * `firstCheckpoint`, the checkpointer's openplane_latest_checkpoint): every claim path, on real
- * PostgreSQL, against what the checkpointer itself reads.
+ * A run's checkpoints in its claim and its finish (runs.ts `checkpoints`), on real PostgreSQL:
+ * - every claim path reads the claimed run's first checkpoint in its own round trip (the
+ *   checkpointer's openplane_latest_checkpoint), as the checkpointer itself reads it;
+ * - a finish commits the run's last checkpoint writes with its outcome, or neither.
  */
 import { emptyCheckpoint, uuid6, type Checkpoint, type CheckpointMetadata } from "@langchain/langgraph-checkpoint";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -25,13 +26,13 @@ let runs: ReturnType<typeof createRunsRepo>;
 let threads: ReturnType<typeof createThreadsRepo>;
 
 beforeAll(async () => {
-  db = await createTestDatabase("claimcp");
+  db = await createTestDatabase("runcp");
   sql = createSql(db.uri, 4);
   const cp = createCheckpointer(db.uri, 2, () => {});
   saver = cp.saver;
   closeSaver = () => cp.pool.end();
   await migrate(sql, { before: () => saver.setup() });
-  runs = createRunsRepo(sql, { firstCheckpoint: true });
+  runs = createRunsRepo(sql, { checkpoints: saver.statements });
   threads = createThreadsRepo(sql);
   await createAssistantsRepo(sql).upsertSystem("agent");
 }, 60_000);
@@ -130,7 +131,7 @@ describe("a claim reads the claimed run's first checkpoint", () => {
     expect(claimed?.checkpoint?.checkpoint_id).toBe((await saver.getTuple({ configurable: { thread_id: t } }))?.checkpoint.id);
   });
 
-  it("without firstCheckpoint nothing is read: the run's first read goes to PostgreSQL", async () => {
+  it("without the checkpointer's statements nothing is read: the run's first read goes to PostgreSQL", async () => {
     const plain = createRunsRepo(sql);
     const t = await thread(1);
     const created = await plain.create({ ...input(t), claim: { owner: "w4", leaseSecs: 30 } });
@@ -142,5 +143,75 @@ describe("a claim reads the claimed run's first checkpoint", () => {
     const { claimed } = await plain.finish({ ...done(created.run.run_id, "w4"), claim: { owner: "w4", leaseSecs: 30 } });
     expect(claimed?.run_id).toBe(next.run.run_id);
     expect(claimed && "checkpoint" in claimed).toBe(false);
+  });
+});
+
+describe("a finish commits the run's last checkpoint writes with its outcome", () => {
+  /** A running run on a thread with one checkpoint, and the writes its next put would make (unsent). */
+  async function runWithTail() {
+    const t = await thread(1);
+    const created = await runs.create({ ...input(t), claim: { owner: "w5", leaseSecs: 30 } });
+    if (created.outcome !== "created" || !created.claimed) throw new Error("not claimed");
+    const runId = created.run.run_id;
+    const pipeline = saver.writeBehind(runId);
+    const c: Checkpoint = { ...emptyCheckpoint(), id: uuid6(-1), channel_values: { n: 42 }, channel_versions: { n: 2 } };
+    const parent = created.claimed.checkpoint!.checkpoint_id;
+    const put = await saver.put({ configurable: { thread_id: t, checkpoint_ns: "", checkpoint_id: parent }, metadata: { run_id: runId } }, c, meta, { n: 2 });
+    const tail = await pipeline.take();
+    expect(tail.length).toBe(1);
+    return { t, runId, tail, id: put.configurable!.checkpoint_id as string, parent };
+  }
+  const latestId = async (t: string) => (await saver.getTuple({ configurable: { thread_id: t } }))?.checkpoint.id;
+  const status = async (runId: string) => (await runs.get(null, runId))?.status;
+
+  it("both land in one statement", async () => {
+    const { t, runId, tail, id } = await runWithTail();
+    expect(await latestId(t)).not.toBe(id); // taken, not sent
+    const res = await runs.finish({ ...done(runId, "w5"), values: { n: 42 }, writes: tail });
+    expect(res.finished).toBe(true);
+    expect(await status(runId)).toBe("success");
+    const tuple = await saver.getTuple({ configurable: { thread_id: t } });
+    expect(tuple?.checkpoint.id).toBe(id);
+    expect(tuple?.checkpoint.channel_values).toEqual({ n: 42 });
+  });
+
+  it("a worker that no longer holds the run records nothing, and its writes do not land", async () => {
+    const { t, runId, tail, parent } = await runWithTail();
+    const res = await runs.finish({ ...done(runId, "someone-else"), writes: tail });
+    expect(res.finished).toBe(false);
+    expect(await status(runId)).toBe("running");
+    expect(await latestId(t)).toBe(parent);
+  });
+
+  it("a write PostgreSQL refuses fails the finish: the outcome is not recorded, the run stays running", async () => {
+    const { t, runId, tail, parent } = await runWithTail();
+    const bad = tail.map((w) => (w.kind === "put" ? { ...w, checkpoint: '{"bad": "\\u0000"}' } : w));
+    await expect(runs.finish({ ...done(runId, "w5"), writes: bad })).rejects.toThrow(/unicode/i);
+    expect(await status(runId)).toBe("running");
+    expect(await latestId(t)).toBe(parent);
+  });
+
+  it("the next run claimed on the same thread reads its checkpoint itself; one on another thread gets it", async () => {
+    const { t, runId, tail } = await runWithTail();
+    const behind = await runs.create(input(t));
+    if (behind.outcome !== "created") throw new Error(behind.outcome);
+    const { claimed } = await runs.finish({ ...done(runId, "w5"), writes: tail, claim: { owner: "w5", leaseSecs: 30 } });
+    expect(claimed?.run_id).toBe(behind.run.run_id);
+    expect(claimed && "checkpoint" in claimed).toBe(false);
+
+    const other = await runWithTail();
+    const elsewhere = await thread(2);
+    const waiting = await runs.create(input(elsewhere));
+    if (waiting.outcome !== "created") throw new Error(waiting.outcome);
+    // The oldest eligible pending run is claimed: ours, unless an earlier test left one.
+    const res = await runs.finish({ ...done(other.runId, "w5"), writes: other.tail, claim: { owner: "w5", leaseSecs: 30 } });
+    expect(res.claimed?.run_id).toBe(waiting.run.run_id);
+    expect(res.claimed?.checkpoint?.checkpoint_id).toBe(await latestId(elsewhere));
+  });
+
+  it("writes without the checkpointer's statements are refused before anything is sent", async () => {
+    const { runId, tail } = await runWithTail();
+    await expect(createRunsRepo(sql).finish({ ...done(runId, "w5"), writes: tail })).rejects.toThrow(/no checkpoint statements/);
+    expect(await status(runId)).toBe("running");
   });
 });
