@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { systemAssistantId } from "../../src/domain/assistant.js";
 import { AppError } from "../../src/domain/errors.js";
-import type { MultitaskStrategy, RunKwargs } from "../../src/domain/run.js";
+import type { RunKwargs } from "../../src/domain/run.js";
 import { uuidv7 } from "../../src/lib/uuid.js";
 import { createAssistantsRepo } from "../../src/storage/assistants.js";
 import { createSql } from "../../src/storage/db.js";
@@ -12,7 +12,7 @@ import type { CreateRunInput } from "../../src/storage/runs.js";
 import { createThreadsRepo } from "../../src/storage/threads.js";
 import { createTestDatabase } from "../helpers/services.js";
 import type { TestDatabase } from "../helpers/services.js";
-import { insertRun, runKwargs } from "../helpers/runs.js";
+import { insertRun, runInput, runKwargs } from "../helpers/runs.js";
 
 let db: TestDatabase;
 let sql: Sql;
@@ -40,20 +40,6 @@ async function newThread(metadata: Record<string, unknown> = {}) {
   return threads.create({ thread_id: uuidv7(), metadata, if_exists: "raise" });
 }
 
-function runInput(threadId: string, over: Partial<CreateRunInput> = {}): CreateRunInput {
-  return {
-    run_id: uuidv7(),
-    thread_id: threadId,
-    if_not_exists: "reject",
-    assistant_id: systemAssistantId("agent"),
-    graph_id: "agent",
-    metadata: {},
-    kwargs: kwargs(),
-    multitask_strategy: "enqueue" as MultitaskStrategy,
-    after_seconds: 0,
-    ...over,
-  };
-}
 
 async function createRun(threadId: string, over: Partial<CreateRunInput> = {}) {
   return (await insertRun(runs, runInput(threadId, over))).run;

@@ -6,16 +6,14 @@
  */
 import { emptyCheckpoint, uuid6, type Checkpoint, type CheckpointMetadata } from "@langchain/langgraph-checkpoint";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { systemAssistantId } from "../../src/domain/assistant.js";
-import type { MultitaskStrategy } from "../../src/domain/run.js";
 import { uuidv7 } from "../../src/lib/uuid.js";
 import { createAssistantsRepo } from "../../src/storage/assistants.js";
 import { createCheckpointer, type RunAwarePostgresSaver } from "../../src/storage/checkpointer.js";
 import { createSql, type Sql } from "../../src/storage/db.js";
 import { migrate } from "../../src/storage/migrate.js";
-import { createRunsRepo, type CreateRunInput } from "../../src/storage/runs.js";
+import { createRunsRepo } from "../../src/storage/runs.js";
 import { createThreadsRepo } from "../../src/storage/threads.js";
-import { runKwargs } from "../helpers/runs.js";
+import { runInput } from "../helpers/runs.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/services.js";
 
 let db: TestDatabase;
@@ -62,17 +60,7 @@ async function put(threadId: string, ns: string, values: Record<string, unknown>
   return done.configurable!.checkpoint_id as string;
 }
 
-const input = (threadId: string): CreateRunInput => ({
-  run_id: uuidv7(),
-  thread_id: threadId,
-  if_not_exists: "reject",
-  assistant_id: systemAssistantId("agent"),
-  graph_id: "agent",
-  metadata: {},
-  kwargs: runKwargs({ input: { n: 1 } }),
-  multitask_strategy: "enqueue" as MultitaskStrategy,
-  after_seconds: 0,
-});
+const input = (threadId: string) => runInput(threadId);
 
 const done = (run_id: string, owner: string) => ({ run_id, owner, status: "success" as const, values: null, interrupts: {}, hasPendingNext: false, error: null });
 
