@@ -61,7 +61,7 @@ export interface ExecuteDeps {
 /**
  * Executes one claimed run: streams the graph, publishes every event to the
  * run's stream, and reports the outcome once every checkpoint it wrote is
- * committed. It never touches run rows: the worker records the outcome.
+ * committed, or is in `writes`, for the caller to commit with the outcome. It never touches run rows: the worker records the outcome.
  * Throws only when aborted for shutdown or a lost lease, or when its start
  * could not be published, so the caller can hand the run back instead of
  * finishing it.
@@ -147,14 +147,21 @@ export async function executeRun(deps: ExecuteDeps, run: Run & { attempt: number
     // Ended with values: its last writes may go with the outcome. Otherwise the state is read
     // from the checkpoints below: they must all be committed first.
     const done = !interrupted && lastValues !== undefined;
-    const handOver = done && deps.writesWithOutcome;
-    // What it streamed is durable (or goes with the outcome) and sent now; a failed write fails the run.
-    const [tail] = await Promise.all([handOver ? writes?.take() : writes?.settle(), sender.flush()]);
-    const notAnnounced = await announced;
-    if (notAnnounced) throw notAnnounced.err;
-    if (done) {
-      return { status: "success", values: toPlain<Record<string, unknown>>(lastValues), interrupts: {}, hasPendingNext: false, error: null, writes: tail ?? [] };
+    const values = done ? toPlain<Record<string, unknown>>(lastValues) : null;
+    let tail: CheckpointWrite[] = [];
+    if (done && deps.writesWithOutcome && writes) {
+      // Its events first: past take() nothing may fail, or the writes taken would be lost.
+      await sender.flush();
+      const notAnnounced = await announced;
+      if (notAnnounced) throw notAnnounced.err;
+      tail = await writes.take();
+    } else {
+      // What it streamed is durable and sent now; a failed write fails the run.
+      await Promise.all([writes?.settle(), sender.flush()]);
+      const notAnnounced = await announced;
+      if (notAnnounced) throw notAnnounced.err;
     }
+    if (values) return { status: "success", values, interrupts: {}, hasPendingNext: false, error: null, writes: tail };
     // Interrupted (the interrupts and next tasks come from the checkpoint) or nothing streamed.
     const state = await graph.getState(threadConfig);
     return { status: "success", ...summarise(state), error: null, writes: [] };
@@ -209,7 +216,8 @@ function summarise(state: StateSnapshotLike) {
   };
 }
 
-function describe(err: unknown): { error: string; message: string } {
+/** An error as a run's `error` (its class name and message). */
+export function describe(err: unknown): { error: string; message: string } {
   const e = coerceError(err);
   return { error: e.constructor?.name && e.constructor.name !== "Error" ? e.constructor.name : e.name, message: e.message };
 }

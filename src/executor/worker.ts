@@ -9,9 +9,10 @@ import type { CheckpointsRepo } from "../storage/checkpoints.js";
 import type { ClaimedRun, RunsRepo } from "../storage/runs.js";
 import type { ThreadsRepo } from "../storage/threads.js";
 import type { RunStreamBus } from "../stream/bus.js";
+import { toJson } from "../stream/serialize.js";
 import { publishThreadEvent } from "../stream/thread-stream.js";
 import type { AbortReason, ExecuteDeps } from "./execute-run.js";
-import { executeRun, readThreadValues } from "./execute-run.js";
+import { describe, executeRun, readThreadValues } from "./execute-run.js";
 import type { Tracing } from "./tracing.js";
 import { deliverWebhook } from "./webhook.js";
 
@@ -161,7 +162,7 @@ export function createWorker(deps: WorkerDeps) {
     const unprime = checkpoint === undefined ? null : deps.primeCheckpoint(run.run_id, run.thread_id, checkpoint);
     const started = Date.now();
     try {
-      const outcome = await executeRun(deps, run, controller.signal);
+      let outcome = await executeRun(deps, run, controller.signal);
       if (controller.signal.reason === "rollback") {
         await rollback(run.run_id, run.thread_id, String(run.kwargs.config.configurable?.graph_id ?? ""));
         rlog.info({ ms: Date.now() - started }, "run rolled back");
@@ -170,11 +171,18 @@ export function createWorker(deps: WorkerDeps) {
       }
       const claimAlso = state === "active" && slot.wantsMore();
       const finishStarted = performance.now();
-      const { finished, next, claimed } = await deps.runs.finish({
-        run_id: run.run_id,
-        owner,
-        ...outcome,
-        claim: claimAlso ? { owner, leaseSecs: deps.leaseSecs } : null,
+      const claim = claimAlso ? { owner, leaseSecs: deps.leaseSecs } : null;
+      const { finished, next, claimed } = await deps.runs.finish({ run_id: run.run_id, owner, ...outcome, claim }).catch(async (err: unknown) => {
+        if (outcome.writes.length === 0) throw err;
+        // Its last checkpoint writes failed with it: the run fails, as when a write fails
+        // while it executes (a finish that fails again hands the run back, as any other).
+        rlog.warn({ err }, "run's last checkpoint writes failed");
+        const error = describe(err);
+        outcome = { status: "error", values: null, interrupts: {}, hasPendingNext: false, error, writes: [] };
+        const recorded = await deps.runs.finish({ run_id: run.run_id, owner, ...outcome, claim });
+        // Said once recorded: a run handed back instead may yet succeed. Before the stream's end, below.
+        if (recorded.finished) await deps.bus.publish(run.run_id, "error", toJson(error)).catch(() => {});
+        return recorded;
       });
       // It starts now, leased and heartbeating in its own handler, while this one ends the stream.
       if (claimed) slot.handOver({ run: claimed, claimStarted: finishStarted });

@@ -28,10 +28,10 @@ export interface CheckpointStatements {
   write: (batch: readonly CheckpointWrite[]) => { stmt: Statement; values: unknown[] };
   /**
    * The same writes as the CTEs of another statement (`WITH ${ctes}, ... SELECT ...`): they
-   * commit with it or not at all, and only where `guard` holds: SQL given the number of the
-   * statement's first own parameter (theirs are $1..$n, n = values.length; its own follow).
+   * commit with it or not at all, and only where `guard` (SQL) holds. Their parameters are
+   * $1..$n (n = values.length); the statement's own follow.
    */
-  writeWith: (batch: readonly CheckpointWrite[], guard: (firstParam: number) => string) => { ctes: string; values: unknown[] };
+  writeWith: (batch: readonly CheckpointWrite[], guard: string) => { ctes: string; values: unknown[] };
   /** One checkpoint by id, with its channel values and pending writes. */
   selectById: Statement;
   /** The newest checkpoint of a thread and namespace, same columns. */
@@ -193,9 +193,9 @@ $fn$`;
     }
     return { stmt, values: parts.values };
   };
-  const writeWith = (batch: readonly CheckpointWrite[], guard: (firstParam: number) => string) => {
+  const writeWith = (batch: readonly CheckpointWrite[], guard: string) => {
     const parts = writeParts(batch);
-    return { ctes: writeCtes(parts, { cp, blobs, writes }, guard(parts.values.length + 1)), values: parts.values };
+    return { ctes: writeCtes(parts, { cp, blobs, writes }, guard), values: parts.values };
   };
   return { ...out, write, writeWith, latestFunction, createLatestFunction };
 }

@@ -161,15 +161,19 @@ export class RunAwarePostgresSaver extends PostgresSaver {
     };
   }
 
-  /** The primed row for this read (taken: it serves one read), or undefined. */
+  /**
+   * The primed row for this read, or undefined. The run's first read of its thread's root
+   * namespace takes the entry, whichever checkpoint it asks for: it is served only when that
+   * is the newest, and a later read is never served what may be stale by then.
+   */
   private takePrimed(config: RunnableConfig): CheckpointRow | null | undefined {
     const runId = config.metadata?.run_id;
     const c = config.configurable ?? {};
-    if (typeof runId !== "string" || c.checkpoint_id || (c.checkpoint_ns ?? "") !== "") return undefined;
+    if (typeof runId !== "string" || (c.checkpoint_ns ?? "") !== "") return undefined;
     const entry = this.primed.get(runId);
     if (entry === undefined || entry.threadId !== c.thread_id) return undefined;
     this.primed.delete(runId);
-    return entry.row;
+    return c.checkpoint_id ? undefined : entry.row;
   }
 
   override async put(

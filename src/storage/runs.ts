@@ -214,19 +214,19 @@ export function createRunsRepo(sql: Sql, opts: RunsRepoOptions = {}) {
       // One round trip and one transaction, the run's last checkpoint writes included; the
       // thread is locked first (migration 0006 says why).
       if (f.writes?.length && !cp) throw new Error("runs.finish: checkpoint writes given, but no checkpoint statements");
-      // Only while this worker holds the run: past its lease another worker may own it (read
-      // with the statement's snapshot; the finish below re-checks under the row's lock).
-      const held = (i: number) => `EXISTS (SELECT 1 FROM run WHERE run_id = $${i}::uuid AND lease_owner = $${i + 1}::text AND status = 'running')`;
-      const writes = f.writes?.length ? cp!.writeWith(f.writes, held) : null;
+      // The writes land only if the finish did (a row: this worker still held the run, checked
+      // under the run row's lock); past its lease another worker may own the run.
+      const writes = f.writes?.length ? cp!.writeWith(f.writes, "EXISTS (SELECT 1 FROM f)") : null;
       const n = writes?.values.length ?? 0;
       const p = (i: number) => `$${n + i}`;
       // postgres.js learns each parameter's type from PostgreSQL and encodes jsonb itself.
       const json = (v: unknown) => (v === null ? null : withoutNul(v));
       const [row] = await sql.unsafe<Array<FinishRow & CheckpointColumns>>(
-        `${writes ? `WITH ${writes.ctes}\n` : ""}SELECT * FROM openplane_finish_run_v2(
-          ${p(1)}::uuid, ${p(2)}::text, ${p(3)}::text, ${p(4)}::boolean, ${p(5)}::jsonb, ${p(6)}::jsonb,
-          ${p(7)}::jsonb, ${p(8)}::boolean, ${p(9)}::text, ${p(10)}::float8) f
-        ${f.claim ? joinCheckpoint("f.claimed_thread_id", "f.run_id IS NOT NULL") : ""}`,
+        `WITH f AS (
+          SELECT * FROM openplane_finish_run_v2(
+            ${p(1)}::uuid, ${p(2)}::text, ${p(3)}::text, ${p(4)}::boolean, ${p(5)}::jsonb, ${p(6)}::jsonb,
+            ${p(7)}::jsonb, ${p(8)}::boolean, ${p(9)}::text, ${p(10)}::float8))${writes ? `,\n${writes.ctes}` : ""}
+        SELECT * FROM f ${f.claim ? joinCheckpoint("f.claimed_thread_id", "f.run_id IS NOT NULL") : ""}`,
         [
           ...((writes?.values ?? []) as never[]),
           f.run_id, f.owner, f.status, f.values !== null, json(f.values), json(f.interrupts),
@@ -236,9 +236,9 @@ export function createRunsRepo(sql: Sql, opts: RunsRepoOptions = {}) {
       );
       if (!row) return { finished: false, next: null, claimed: null };
       const { thread_id, next_run_id, next_attempt, next_delay_ms, claimed_thread_id, ...claimed } = takeCheckpoint(row);
-      // Claimed on the finished run's own thread: its checkpoint was read beside this statement's
-      // writes, not after them; the run reads it itself.
-      if (writes && claimed_thread_id === thread_id) delete claimed.checkpoint;
+      // Claimed on a thread these writes touch: its checkpoint was read beside them, not after
+      // them (a statement's CTEs are not visible to it); the run reads it itself.
+      if (f.writes?.some((w) => w.thread_id === claimed_thread_id)) delete claimed.checkpoint;
       const next = next_run_id ? { run_id: next_run_id, thread_id, attempt: next_attempt!, delay_ms: next_delay_ms! } : null;
       return { finished: true, next, claimed: claimed.run_id ? ({ ...claimed, thread_id: claimed_thread_id } as ClaimedRun) : null };
     },

@@ -12,8 +12,9 @@
  *
  * `settle()` resolves when every write so far is committed, or rejects with
  * the first failure; the writes after a failed one are dropped (they would
- * land past a gap). A run must settle before it reports its outcome: only
- * then is what it streamed durable. A run that lost its lease `abandon()`s
+ * land past a gap). A run must settle before it reports its outcome (only
+ * then is what it streamed durable), or `take()` the writes not sent yet and
+ * commit them with the outcome. A run that lost its lease `abandon()`s
  * instead: another worker may own the run by now, so what is not sent yet
  * never is.
  */

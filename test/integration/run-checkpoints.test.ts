@@ -171,6 +171,25 @@ describe("a finish commits the run's last checkpoint writes with its outcome", (
     expect(await latestId(t)).toBe(parent);
   });
 
+  it("a worker whose run is taken over while its finish waits for the thread lands nothing", async () => {
+    const { t, runId, tail, parent } = await runWithTail();
+    // Hold the thread's lock: the finish statement starts, then waits for it.
+    const holder = await sql.reserve();
+    try {
+      await holder`BEGIN`;
+      await holder`SELECT 1 FROM thread WHERE thread_id = ${t} FOR UPDATE`;
+      const finishing = runs.finish({ ...done(runId, "w5"), writes: tail });
+      await new Promise((r) => setTimeout(r, 300));
+      // Meanwhile the run's lease lapsed and another worker took it.
+      await sql`UPDATE run SET lease_owner = 'w-next', attempt = attempt + 1 WHERE run_id = ${runId}`;
+      await holder`COMMIT`;
+      expect((await finishing).finished).toBe(false);
+    } finally {
+      holder.release();
+    }
+    expect(await latestId(t)).toBe(parent);
+  });
+
   it("a write PostgreSQL refuses fails the finish: the outcome is not recorded, the run stays running", async () => {
     const { t, runId, tail, parent } = await runWithTail();
     const bad = tail.map((w) => (w.kind === "put" ? { ...w, checkpoint: '{"bad": "\\u0000"}' } : w));

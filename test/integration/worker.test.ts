@@ -201,3 +201,54 @@ describe("worker: a graph with an output schema", () => {
     expect(thread).toMatchObject({ status: "idle", values: { answer: "42", scratch: "working" } });
   });
 });
+
+describe("worker: a run's last checkpoint writes, committed with its outcome", () => {
+  const s = stackForBlock();
+
+  it("land with it: the thread's checkpoint holds the run's end", async () => {
+    const run = await insertRun(s.stack, "counter");
+    await s.stack.queue.dispatch([{ run_id: run.run_id, thread_id: run.thread_id, delay_ms: 0 }]);
+    await waitFor(async () => (await status(s.stack, run.run_id)).status === "success", 10_000, "run success");
+    const graph = (await s.stack.graphs.get("counter", { configurable: { thread_id: run.thread_id } })).graph;
+    const state = await graph.getState({ configurable: { thread_id: run.thread_id } });
+    expect(state.values).toMatchObject({ count: 3 });
+    expect(state.metadata).toMatchObject({ run_id: run.run_id });
+  });
+
+  it("when PostgreSQL refuses them in the finish, the run ends as error, said on its stream", async () => {
+    // Refuses this run's checkpoints only inside a finish statement (not those sent while it executes).
+    await s.stack.sql.unsafe(`
+      CREATE OR REPLACE FUNCTION test_refuse_at_finish() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF NEW.metadata ? 'refuse_at_finish' AND current_query() LIKE '%openplane_finish_run_v2%' THEN
+          RAISE EXCEPTION 'checkpoint refused at finish';
+        END IF;
+        RETURN NEW;
+      END $$;
+      CREATE TRIGGER test_refuse_at_finish BEFORE INSERT ON checkpoints FOR EACH ROW EXECUTE FUNCTION test_refuse_at_finish();`);
+    try {
+      const thread = await s.stack.deps.threads.create({ thread_id: uuidv7(), metadata: {}, if_exists: "raise" });
+      const runId = uuidv7();
+      await insertRunRow(s.stack.deps.runs, {
+        run_id: runId,
+        thread_id: thread.thread_id,
+        if_not_exists: "reject",
+        assistant_id: systemAssistantId("counter"),
+        graph_id: "counter",
+        metadata: { refuse_at_finish: true },
+        kwargs: kwargs("counter", runId, thread.thread_id),
+        multitask_strategy: "enqueue",
+        after_seconds: 0,
+      });
+      const events = watch(await s.stack.bus.subscribe(runId, { after: "-1" }));
+      await s.stack.queue.dispatch([{ run_id: runId, thread_id: thread.thread_id, delay_ms: 0 }]);
+      await waitFor(async () => (await status(s.stack, runId)).status !== "running" && (await status(s.stack, runId)).status !== "pending", 10_000, "run end");
+      expect(await status(s.stack, runId)).toMatchObject({ status: "error", attempt: 1 });
+      await events.done;
+      const error = events.events.find((e) => e.event === "error");
+      expect(JSON.parse(error!.data)).toMatchObject({ message: expect.stringContaining("checkpoint refused at finish") });
+    } finally {
+      await s.stack.sql.unsafe(`DROP TRIGGER test_refuse_at_finish ON checkpoints; DROP FUNCTION test_refuse_at_finish();`);
+    }
+  });
+});

@@ -1,4 +1,4 @@
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { createWritePipeline, type PipelinedWrite } from "../../src/storage/write-pipeline.js";
 
 /** A commit whose groups stay in flight until the test lets them go. */
@@ -43,17 +43,23 @@ describe("write pipeline", () => {
     expect(c.inFlight()).toBe(0);
   });
 
-  it("writes added while the first lingers go as one group, several event-loop turns apart", async () => {
+  it("writes added while the first lingers (2 ms) go as one group, several event-loop turns apart", async () => {
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] });
     const c = controlledCommit();
-    const p = createWritePipeline(c.commit, opts);
-    p.add(w("a"));
-    p.add(w("b"));
-    await turn();
-    await turn();
-    p.add(w("c"));
-    expect(c.sent).toEqual([]);
-    await tick();
-    expect(c.sent).toEqual([["a", "b", "c"]]);
+    try {
+      const p = createWritePipeline(c.commit, opts);
+      p.add(w("a"));
+      p.add(w("b"));
+      await turn();
+      await turn();
+      p.add(w("c"));
+      vi.advanceTimersByTime(1);
+      expect(c.sent).toEqual([]);
+      vi.advanceTimersByTime(1);
+      expect(c.sent).toEqual([["a", "b", "c"]]);
+    } finally {
+      vi.useRealTimers();
+    }
     await c.finishOne();
   });
 
