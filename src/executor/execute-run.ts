@@ -89,6 +89,14 @@ export async function executeRun(deps: ExecuteDeps, run: Run & { attempt: number
   const threadConfig = { configurable: { thread_id: run.thread_id } };
   let graph: RunnableGraph | null = null;
   try {
+    // A client streaming the run from this process gets its first event before the graph's
+    // first CPU-bound stretch (all of a short graph's run) holds up this event loop: the event
+    // is in the log, and the subscriber's copy, read with the answer, is handled first.
+    if (deps.bus.watched(run.run_id)) {
+      const failed = await announced;
+      if (failed) throw failed.err;
+      await new Promise((resolve) => setImmediate(resolve));
+    }
     const loaded = await deps.graphs.get(graphId, baseConfig);
     graph = loaded.graph;
     const runtime = loaded.runtime;

@@ -41,8 +41,15 @@ export interface RunStreamBus {
    * `fresh`: the run id was just minted by this process and the run is not inserted yet, so
    * nothing can have been written to its log: the bus may skip reading the log (the caller
    * gets every event from the start, as with "-1").
+   * `live`: the subscriber streams the events to a client as they come (SSE), see watched().
    */
-  subscribe(runId: string, opts: { after?: string; fresh?: boolean }): Promise<Subscription>;
+  subscribe(runId: string, opts: { after?: string; fresh?: boolean; live?: boolean }): Promise<Subscription>;
+  /**
+   * Whether a `live` subscription in this process follows the run, whose events reach it only
+   * after a round trip to the bus's store: a run executing in this process then lets its
+   * first event through before the graph's first CPU-bound stretch holds up the event loop.
+   */
+  watched(runId: string): boolean;
   sendControl(runId: string, action: CancelAction): Promise<void>;
   /** Resolves once listening; returns the unsubscribe function. */
   onControl(runId: string, handler: (action: CancelAction) => void): Promise<() => Promise<void>>;

@@ -105,6 +105,9 @@ export function createMemoryBus(opts: { ttlSecs: number; maxEvents?: number }): 
       return sub;
     },
 
+    // Events reach subscribers within publish(): nothing to wait for.
+    watched: () => false,
+
     async sendControl(runId, action) {
       control.emit(runId, action);
     },

@@ -120,6 +120,8 @@ export function createRedisBus(opts: {
   /** Control handlers per control channel, fed by the process's one pattern subscription. */
   const ctlHandlers = new Map<string, Set<(action: CancelAction) => void>>();
   let ctlListening: Promise<unknown> | null = null;
+  /** Per run: the live subscriptions (SSE) of this process that follow it (watched). */
+  const liveSubs = new Map<string, number>();
   /** Open subscriptions: told when the subscriber connection drops and when it is live again. */
   const resyncs = new Set<{ lost(): void; catchUp(): void }>();
   const getSubscriber = (): Redis => {
@@ -287,7 +289,9 @@ export function createRedisBus(opts: {
       clock.forget(runId);
     },
 
-    async subscribe(runId, { after, fresh }) {
+    watched: (runId) => liveSubs.has(runId),
+
+    async subscribe(runId, { after, fresh, live }) {
       const queue = new EventQueue();
       let lastSeen: string | null = null;
       let filling: Promise<void> | null = null;
@@ -379,6 +383,11 @@ export function createRedisBus(opts: {
       }
       positioned = true;
       if (suspect) resync.catchUp(); // the connection dropped while we positioned ourselves
+      let counted = false;
+      if (live) {
+        liveSubs.set(runId, (liveSubs.get(runId) ?? 0) + 1);
+        counted = true;
+      }
       return {
         [Symbol.asyncIterator]: () => queue[Symbol.asyncIterator](),
         drainAndStop: () => {
@@ -388,6 +397,12 @@ export function createRedisBus(opts: {
         close: async () => {
           resyncs.delete(resync);
           queue.end();
+          if (counted) {
+            counted = false;
+            const n = (liveSubs.get(runId) ?? 1) - 1;
+            if (n > 0) liveSubs.set(runId, n);
+            else liveSubs.delete(runId);
+          }
           await unlisten();
         },
       } satisfies Subscription;
@@ -420,6 +435,7 @@ export function createRedisBus(opts: {
 
     async close() {
       listeners.clear();
+      liveSubs.clear();
       subscribing.clear();
       ctlHandlers.clear();
       ctlListening = null;

@@ -179,12 +179,12 @@ async function visibleRuns(deps: AppDeps, ids: string[], filters: Awaited<Return
 }
 
 /** Subscribes to the run's stream before inserting it, so the first event (metadata) cannot be missed. */
-async function createSubscribed(c: Context, threadId: string | null, b: Parameters<typeof createRunAuthorized>[3]) {
+async function createSubscribed(c: Context, threadId: string | null, b: Parameters<typeof createRunAuthorized>[3], live: boolean) {
   const deps = c.var.deps;
   const minted = prepareRun(threadId);
   // The id was minted just now and the run is not inserted yet: nothing to catch up from its log.
   // The subscription is made while the request is checked; the insert waits for it.
-  const subscribing = deps.bus.subscribe(minted.run_id, { after: "-1", fresh: true });
+  const subscribing = deps.bus.subscribe(minted.run_id, { after: "-1", fresh: true, live });
   // Observed here too: it may fail before the creation awaits it (e.g. during the assistant read).
   subscribing.catch(() => {});
   const prepared = { ...minted, ready: subscribing };
@@ -200,7 +200,7 @@ async function createSubscribed(c: Context, threadId: string | null, b: Paramete
 
 async function streamNewRun(c: Context, threadId: string | null, b: Parameters<typeof createRunAuthorized>[3]) {
   const deps = c.var.deps;
-  const { run, sub, path } = await createSubscribed(c, threadId, b);
+  const { run, sub, path } = await createSubscribed(c, threadId, b, true);
   return sseResponse(c, sub, {
     headers: { "Content-Location": path, Location: `${path}/stream` },
     heartbeatMs: deps.sseHeartbeatMs,
@@ -210,7 +210,7 @@ async function streamNewRun(c: Context, threadId: string | null, b: Parameters<t
 }
 
 async function waitNewRun(c: Context, threadId: string | null, b: Parameters<typeof createRunAuthorized>[3]) {
-  const { run, sub, path } = await createSubscribed(c, threadId, b);
+  const { run, sub, path } = await createSubscribed(c, threadId, b, false);
   c.header("Content-Location", path);
   c.header("Location", `${path}/join`);
   return waitBody(c, run, sub, b.on_disconnect === "cancel");
@@ -220,7 +220,7 @@ async function joinStream(c: Context, run: Run, stateless: boolean) {
   const deps = c.var.deps;
   const q = query(c, joinQuerySchema);
   const lastEventId = c.req.header("Last-Event-ID") ?? undefined;
-  const sub = await deps.bus.subscribe(run.run_id, { after: lastEventId });
+  const sub = await deps.bus.subscribe(run.run_id, { after: lastEventId, live: true });
   await stopIfEnded(c, run, sub);
   const path = runPath(run, stateless);
   return sseResponse(c, sub, {
