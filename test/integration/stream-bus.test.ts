@@ -447,23 +447,6 @@ describe.skipIf(!hasRedis())(`redis bus${hasRedis() ? "" : ` (skipped: ${redisSk
     monitor.disconnect();
   });
 
-  it("watched: a run is watched while a live subscription of this process follows it", async () => {
-    const bus = makeBus(`${uniquePrefix("watched")}:`);
-    const run = uuidv7();
-    expect(bus.watched(run)).toBe(false);
-    const waiting = await bus.subscribe(run, { after: "-1" });
-    expect(bus.watched(run)).toBe(false); // not live: a /wait
-    const a = await bus.subscribe(run, { after: "-1", fresh: true, live: true });
-    const b = await bus.subscribe(run, { live: true });
-    expect(bus.watched(run)).toBe(true);
-    await a.close();
-    await a.close(); // idempotent: counted once
-    expect(bus.watched(run)).toBe(true);
-    await b.close();
-    expect(bus.watched(run)).toBe(false);
-    await waiting.close();
-  });
-
   it("keys live under the configured prefix", async () => {
     const prefix = `${uniquePrefix("keys")}:`;
     const bus = makeBus(prefix);
@@ -725,5 +708,24 @@ describe.skipIf(!hasRedis())(`redis bus${hasRedis() ? "" : ` (skipped: ${redisSk
       return got.length > 0;
     });
     expect(got[0]).toBe("interrupt");
+  });
+  it("watched: a run is watched while a live subscription of this process follows it", async () => {
+    const bus = makeBus(`${uniquePrefix("watched")}:`);
+    const run = uuidv7();
+    expect(bus.watched(run)).toBe(false);
+    const waiting = await bus.subscribe(run, { after: "-1" });
+    expect(bus.watched(run)).toBe(false); // not live: a /wait
+    const a = await bus.subscribe(run, { after: "-1", fresh: true, live: true });
+    const b = await bus.subscribe(run, { live: true });
+    expect(bus.watched(run)).toBe(true);
+    await a.close();
+    await a.close(); // idempotent: counted once
+    expect(bus.watched(run)).toBe(true);
+    await b.close();
+    expect(bus.watched(run)).toBe(false);
+    await waiting.close();
+    // Last in this block and closed here: placed before the MONITOR-based tests, with its
+    // connections left open, those failed intermittently (not explained yet).
+    await bus.close();
   });
 });
