@@ -61,7 +61,8 @@ export interface ExecuteDeps {
 /**
  * Executes one claimed run: streams the graph, publishes every event to the
  * run's stream, and reports the outcome once every checkpoint it wrote is
- * committed, or is in `writes`, for the caller to commit with the outcome. It never touches run rows: the worker records the outcome.
+ * committed, or is in `writes` for the caller to commit with the outcome. It
+ * never touches run rows: the worker records the outcome.
  * Throws only when aborted for shutdown or a lost lease, or when its start
  * could not be published, so the caller can hand the run back instead of
  * finishing it.
@@ -75,6 +76,11 @@ export async function executeRun(deps: ExecuteDeps, run: Run & { attempt: number
     () => null,
     (err: unknown) => ({ err }),
   );
+  /** Throws if the start could not be published (the run is then handed back). */
+  const wasAnnounced = async () => {
+    const failed = await announced;
+    if (failed) throw failed.err;
+  };
   // With "sync" durability each step waits for its checkpoint: the saver must not answer early.
   const writes = kwargs.durability === "sync" ? null : deps.writeBehind(run.run_id);
 
@@ -93,8 +99,7 @@ export async function executeRun(deps: ExecuteDeps, run: Run & { attempt: number
     // first CPU-bound stretch (all of a short graph's run) holds up this event loop: the event
     // is in the log, and the subscriber's copy, read with the answer, is handled first.
     if (deps.bus.watched(run.run_id)) {
-      const failed = await announced;
-      if (failed) throw failed.err;
+      await wasAnnounced();
       await new Promise((resolve) => setImmediate(resolve));
     }
     const loaded = await deps.graphs.get(graphId, baseConfig);
@@ -156,19 +161,12 @@ export async function executeRun(deps: ExecuteDeps, run: Run & { attempt: number
     // from the checkpoints below: they must all be committed first.
     const done = !interrupted && lastValues !== undefined;
     const values = done ? toPlain<Record<string, unknown>>(lastValues) : null;
-    let tail: CheckpointWrite[] = [];
-    if (done && deps.writesWithOutcome && writes) {
-      // Its events first: past take() nothing may fail, or the writes taken would be lost.
-      await sender.flush();
-      const notAnnounced = await announced;
-      if (notAnnounced) throw notAnnounced.err;
-      tail = await writes.take();
-    } else {
-      // What it streamed is durable and sent now; a failed write fails the run.
-      await Promise.all([writes?.settle(), sender.flush()]);
-      const notAnnounced = await announced;
-      if (notAnnounced) throw notAnnounced.err;
-    }
+    const handOver = done && deps.writesWithOutcome ? writes : null;
+    // What it streamed is durable (or handed over below) and sent now; a failed write fails
+    // the run. Its events go first: past take() nothing may fail, or the writes taken are lost.
+    await Promise.all([handOver ? null : writes?.settle(), sender.flush()]);
+    await wasAnnounced();
+    const tail: CheckpointWrite[] = handOver ? await handOver.take() : [];
     if (values) return { status: "success", values, interrupts: {}, hasPendingNext: false, error: null, writes: tail };
     // Interrupted (the interrupts and next tasks come from the checkpoint) or nothing streamed.
     const state = await graph.getState(threadConfig);

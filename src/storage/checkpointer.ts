@@ -112,13 +112,14 @@ export class RunAwarePostgresSaver extends PostgresSaver {
   }
 
   /**
-   * From now until `settle()`, the run's checkpoint writes (those whose config carries its
-   * `metadata.run_id`, its subgraphs' included) are pipelined: put and putWrites return once
-   * the write is queued, and the writes commit in order, grouped (write-pipeline.ts). Only
+   * From now until `settle()` (or `take()`), the run's checkpoint writes (those whose config
+   * carries its `metadata.run_id`, its subgraphs' included) are pipelined: put and putWrites
+   * return once the write is queued, and the writes commit in order, grouped
+   * (write-pipeline.ts). Only
    * for durability "async" or "exit", where LangGraph does not wait for a checkpoint before
    * the next step. `settle()` resolves when all are committed and rejects with the first
-   * failure; the run reports its outcome only after it. `abandon()`, for a run that lost its
-   * lease, drops what is not sent yet.
+   * failure; the run reports its outcome only after it. `take()` hands over what is not sent
+   * yet, to commit with the outcome. `abandon()`, for a run that lost its lease, drops it.
    */
   writeBehind(runId: string): RunWrites {
     const pipeline = createWritePipeline<CheckpointWrite>(

@@ -103,7 +103,8 @@ export interface FinishInput {
 export function createRunsRepo(sql: Sql, opts: RunsRepoOptions = {}) {
   const cp = opts.checkpoints ?? null;
   /**
-   * Joins the claimed run's first checkpoint (ck_* columns) when `claimed` holds. The function
+   * Joins the claimed run's first checkpoint (ck_* columns) when `claimed` holds; nothing
+   * without the checkpointer's statements. The function
    * runs after the claim and reads with a snapshot of its own: it sees what the thread's
    * previous run committed before the claim saw that run end.
    */
@@ -127,7 +128,7 @@ export function createRunsRepo(sql: Sql, opts: RunsRepoOptions = {}) {
           ${sql.json(input.metadata as never)}::jsonb, ${sql.json(input.kwargs as never)}::jsonb,
           ${input.multitask_strategy}::text, ${input.after_seconds}::float8, ${input.if_not_exists === "create"}::boolean,
           ${input.assistant_token ?? null}::text, ${claim?.owner ?? null}::text, ${claim?.leaseSecs ?? null}::float8) f
-        ${claim && cp ? withCheckpoint("f.thread_id", "f.status = 'running'") : sql``}`;
+        ${claim ? withCheckpoint("f.thread_id", "f.status = 'running'") : sql``}`;
       const { outcome, inflight, ...claimed } = takeCheckpoint(row!);
       if (outcome === "stale") return { outcome };
       if (outcome === "missing") throw notFound(`Thread with ID ${input.thread_id} not found`);
@@ -267,7 +268,7 @@ export function createRunsRepo(sql: Sql, opts: RunsRepoOptions = {}) {
               FOR UPDATE SKIP LOCKED)
             AND r.status = 'pending'
             RETURNING ${sql(COLUMNS)}, ${sql(LEASE_COLUMNS)})
-            SELECT * FROM c ${cp ? withCheckpoint("c.thread_id", "true") : sql``}`;
+            SELECT * FROM c ${withCheckpoint("c.thread_id", "true")}`;
           return row ? takeCheckpoint(row) : null;
         } catch (err) {
           // Another claimer took a run of the same thread first: look again.

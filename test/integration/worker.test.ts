@@ -242,7 +242,7 @@ describe("worker: a run's last checkpoint writes, committed with its outcome", (
       });
       const events = watch(await s.stack.bus.subscribe(runId, { after: "-1" }));
       await s.stack.queue.dispatch([{ run_id: runId, thread_id: thread.thread_id, delay_ms: 0 }]);
-      await waitFor(async () => (await status(s.stack, runId)).status !== "running" && (await status(s.stack, runId)).status !== "pending", 10_000, "run end");
+      await waitFor(async () => !["pending", "running"].includes((await status(s.stack, runId)).status), 10_000, "run end");
       expect(await status(s.stack, runId)).toMatchObject({ status: "error", attempt: 1 });
       await events.done;
       const error = events.events.find((e) => e.event === "error");
