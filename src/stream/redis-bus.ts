@@ -7,65 +7,89 @@ import { boundedSet } from "../lib/bounded-map.js";
 import { EventQueue } from "./event-queue.js";
 
 /**
- * Appends one event and publishes it with the id of the log entry before it.
- * KEYS: log, channel. ARGV: maxlen, id, event, data, ttl, prev.
- * - ttl: 0 = the log persists until finish(); otherwise it expires ttl seconds after this event.
- * - prev: the id of the entry this process believes is the log's last (the id it wrote or
- *   issued just before); "" when it does not know (its first append to this log, or after an
- *   id error): the script then reads it from the log and, with ttl 0, removes an expiry left
- *   by an earlier finish() (a log that was empty has none: the XADD created it). Only then:
- *   every later append is XADD + PUBLISH (+ EXPIRE if ttl).
- * Returns {id, prev}; {"", last} when the id is not above the log's last entry (another
- * process wrote a later one), without writing or publishing anything: the caller moves its
- * clock past `last` and tries again. Any other XADD error aborts the script before PUBLISH.
+ * Appends a batch of events, each to its log, and publishes each with the id of the entry
+ * before it in its log. KEYS: log and channel of each event, in turn. ARGV: maxlen, the
+ * rolling ttl, then six per event:
+ * - kind: "r" a run's log (the caller gives the id: its clock) or "l" a rolling log (a
+ *   thread's: Redis makes the id, and the log expires `rolling ttl` after its latest event);
+ * - id: the run event's id ("*" for a rolling one);
+ * - prev: the id of the entry the caller believes is the log's last (the one it issued just
+ *   before); "" when it does not know (its first append to this log, or after an error): it is
+ *   then read from the log, and a run log's expiry left by an earlier finish is removed (a log
+ *   that was empty has none: the XADD created it). An earlier event of the batch on the same
+ *   log overrides it;
+ * - ttl: run logs only: 0 = the log persists until finish(), else it expires ttl seconds after
+ *   this event;
+ * - event, data.
+ * Returns one string per event: "=<id>" appended and published; "?<last>" a run event whose id
+ * is not above its log's last entry (another process wrote a later one): not written, the
+ * caller moves its clock past <last> and sends it again; "!<error>" refused. After a refusal
+ * every later event of the batch on that log gets the same answer unwritten, so a log never
+ * receives a batch's events out of order. An event is published only if its XADD succeeded.
  */
 const APPEND_SCRIPT = `
-local prev = ARGV[6]
-local first = prev == ''
-local function last_id()
-  local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+local maxlen, rolling_ttl = ARGV[1], ARGV[2]
+local answers, last_of, refused, rolling, rolled = {}, {}, {}, {}, {}
+local function last_id(log)
+  local last = redis.pcall('XREVRANGE', log, '+', '-', 'COUNT', 1)
+  if last.err then return nil, last.err end
   if last[1] then return last[1][1] end
   return '0-0'
 end
-if first then prev = last_id() end
-local id = redis.pcall('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], ARGV[2], 'e', ARGV[3], 'd', ARGV[4])
-if type(id) == 'table' then
-  if id.err and string.find(id.err, 'equal or smaller', 1, true) then return {'', last_id()} end
-  return id
+for i = 1, (#ARGV - 2) / 6 do
+  local a = 2 + (i - 1) * 6
+  local log, channel = KEYS[2 * i - 1], KEYS[2 * i]
+  local kind, id, prev, ttl, event, data = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], tonumber(ARGV[a + 4]), ARGV[a + 5], ARGV[a + 6]
+  if refused[log] then
+    answers[i] = refused[log]
+  else
+    local first, err = false, nil
+    if last_of[log] then prev = last_of[log] elseif prev == '' then first = true; prev, err = last_id(log) end
+    local added = err and { err = err } or redis.pcall('XADD', log, 'MAXLEN', '~', maxlen, id, 'e', event, 'd', data)
+    if type(added) == 'table' then
+      local last = kind == 'r' and string.find(added.err, 'equal or smaller', 1, true) and last_id(log)
+      refused[log] = last and ('?' .. last) or ('!' .. added.err)
+      answers[i] = refused[log]
+    else
+      if kind == 'l' then
+        if not rolling[log] then rolling[log] = true; rolled[#rolled + 1] = log end
+      elseif ttl > 0 then redis.call('EXPIRE', log, ttl)
+      elseif first and prev ~= '0-0' then redis.call('PERSIST', log) end
+      redis.call('PUBLISH', channel, added .. '\\n' .. prev .. '\\n' .. event .. '\\n' .. data)
+      last_of[log] = added
+      answers[i] = '=' .. added
+    end
+  end
 end
-local ttl = tonumber(ARGV[5])
-if ttl > 0 then redis.call('EXPIRE', KEYS[1], ttl) elseif first and prev ~= '0-0' then redis.call('PERSIST', KEYS[1]) end
-redis.call('PUBLISH', KEYS[2], id .. '\\n' .. prev .. '\\n' .. ARGV[3] .. '\\n' .. ARGV[4])
-return {id, prev}`;
+for _, log in ipairs(rolled) do redis.call('EXPIRE', log, rolling_ttl) end
+return answers`;
 const APPEND_SHA = createHash("sha1").update(APPEND_SCRIPT).digest("hex");
 
-/**
- * Appends events to a rolling log (a thread's) with Redis's own ids, publishing each with
- * the id before it, and renews the log's expiry. KEYS: log, channel. ARGV: maxlen, ttl,
- * prev (as in APPEND_SCRIPT: "" = read it from the log), then event, data for each event.
- * Returns the new ids in order.
- */
-const ROLLING_SCRIPT = `
-local prev = ARGV[3]
-if prev == '' then
-  local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
-  if last[1] then prev = last[1][1] else prev = '0-0' end
-end
-local ids = {}
-for i = 4, #ARGV, 2 do
-  local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'e', ARGV[i], 'd', ARGV[i + 1])
-  redis.call('PUBLISH', KEYS[2], id .. '\\n' .. prev .. '\\n' .. ARGV[i] .. '\\n' .. ARGV[i + 1])
-  prev = id
-  ids[#ids + 1] = id
-end
-redis.call('EXPIRE', KEYS[1], ARGV[2])
-return ids`;
-const ROLLING_SHA = createHash("sha1").update(ROLLING_SCRIPT).digest("hex");
+/** Events per script call, and the length of their data (a single longer event still goes, alone). */
+const MAX_BATCH_EVENTS = 256;
+const MAX_BATCH_CHARS = 1 << 20;
+/** How often a run event is sent again after its id collided with a later one. */
+const MAX_ID_RETRIES = 3;
 
 /** Escapes Redis glob characters, so a key prefix is matched literally inside a pattern. */
 const globEscape = (s: string) => s.replace(/[\\*?[\]]/g, (ch) => `\\${ch}`);
 
-type RollingBatch = Array<{ event: string; data: string; resolve: (id: string) => void; reject: (err: unknown) => void }>;
+/** An event waiting for its script call. */
+interface Append {
+  /** The run id, or the rolling log's key (a thread's, see thread-stream.ts). */
+  log: string;
+  rolling: boolean;
+  event: string;
+  data: string;
+  /** Run logs: 0 = the log persists, else it expires this many seconds after this event (finish). */
+  ttl: number;
+  /** How often its id collided so far. */
+  retries: number;
+  /** Run logs: the id it was sent with, and the log's last id this process knew before it. */
+  id: string;
+  resolve: (id: string) => void;
+  reject: (err: unknown) => void;
+}
 
 /**
  * Redis bus. Per run:
@@ -75,9 +99,13 @@ type RollingBatch = Array<{ event: string; data: string; resolve: (id: string) =
  *   the id of the event before it in the log, so a subscriber that sees a jump
  *   reads the missing range from the log instead of losing events;
  * - `<prefix>run:<id>:ctl`, the cancel channel, heard by one pattern subscription per process.
- * XADD and PUBLISH run in one script: one round trip per event; the script publishes only
- * if the XADD succeeded (a MULTI would still publish an event whose XADD was refused,
- * handing subscribers an event that is not in the log).
+ * XADD and PUBLISH run in one script, which publishes only if the XADD succeeded (a MULTI
+ * would still publish an event whose XADD was refused, handing subscribers an event that is
+ * not in the log). The process's appends, to every log, go in call order through one queue
+ * with one script call on its way at a time: the events issued while it is answered go
+ * together in the next (a run's start: the thread's `running` and the run's `metadata`; its
+ * end: its status, the thread's new state and the end marker; under load, many runs' events).
+ * Channel subscriptions are gathered the same way.
  *
  * The previous id a message carries is the one this process issued just before on that log;
  * the script reads it from the log only on the process's first append to the log (several
@@ -108,11 +136,11 @@ export function createRedisBus(opts: {
   const clock = new IdClock();
   /** Per run log this process writes: the id it issued last (absent: read it from the log). */
   const lastIssued = new Map<string, string>();
-  /** Per rolling log (a thread's): the id Redis gave this process's last append, and appends in flight. */
+  /** Per rolling log (a thread's): the id Redis gave this process's last append to it. */
   const rollingLast = new Map<string, string>();
-  const rollingInFlight = new Map<string, number>();
-  /** Rolling appends of this tick, per log, not sent yet. */
-  const rollingBatches = new Map<string, RollingBatch>();
+  /** Appends not sent yet, in call order, and whether a script call is on its way. */
+  let outbox: Append[] = [];
+  let sending = false;
 
   // One subscriber connection per process, shared by every local listener.
   let subscriber: Redis | null = null;
@@ -160,6 +188,47 @@ export function createRedisBus(opts: {
     }
     return subscriber;
   };
+  /**
+   * Channels to subscribe and unsubscribe, sent as one SUBSCRIBE and one UNSUBSCRIBE once the
+   * current code yields, or once the pair on its way is answered. A channel whose last
+   * listener left is unsubscribed only then: a listener that comes back before finds it live.
+   */
+  let toSubscribe = new Set<string>();
+  let subscribed: { promise: Promise<void>; resolve: () => void; reject: (err: unknown) => void } | null = null;
+  const toUnsubscribe = new Set<string>();
+  let subscriptionsSending = false;
+  const subscribeSoon = (channel: string): Promise<void> => {
+    if (toUnsubscribe.delete(channel)) return Promise.resolve();
+    toSubscribe.add(channel);
+    if (!subscribed) {
+      let resolve!: () => void;
+      let reject!: (err: unknown) => void;
+      const promise = new Promise<void>((res, rej) => ((resolve = res), (reject = rej)));
+      subscribed = { promise, resolve, reject };
+      queueMicrotask(sendSubscriptions);
+    }
+    return subscribed.promise;
+  };
+  const unsubscribeSoon = (channel: string) => {
+    toUnsubscribe.add(channel);
+    if (toUnsubscribe.size === 1) queueMicrotask(sendSubscriptions);
+  };
+  function sendSubscriptions(): void {
+    if (subscriptionsSending || (toSubscribe.size === 0 && toUnsubscribe.size === 0)) return;
+    const s = getSubscriber();
+    const calls: Promise<unknown>[] = [];
+    if (toUnsubscribe.size > 0) calls.push(s.unsubscribe(...toUnsubscribe).catch(() => {}));
+    toUnsubscribe.clear();
+    const batch = subscribed;
+    if (batch && toSubscribe.size > 0) calls.push(s.subscribe(...toSubscribe).then(() => batch.resolve(), batch.reject));
+    toSubscribe = new Set();
+    subscribed = null;
+    subscriptionsSending = true;
+    void Promise.all(calls).finally(() => {
+      subscriptionsSending = false;
+      sendSubscriptions();
+    });
+  }
   /** Per channel with listeners: its SUBSCRIBE, which every listener awaits (live once it answered). */
   const subscribing = new Map<string, Promise<unknown>>();
   const listen = async (channel: string, fn: (message: string) => void) => {
@@ -167,23 +236,26 @@ export function createRedisBus(opts: {
     if (!set) {
       set = new Set();
       listeners.set(channel, set);
-      subscribing.set(channel, getSubscriber().subscribe(channel));
+      subscribing.set(channel, subscribeSoon(channel));
     }
     set.add(fn);
-    const unlisten = async () => {
+    const leave = () => {
       const s = listeners.get(channel);
-      if (!s?.delete(fn) || s.size > 0) return;
+      if (!s?.delete(fn) || s.size > 0) return false;
       listeners.delete(channel);
       subscribing.delete(channel);
-      await subscriber?.unsubscribe(channel).catch(() => {});
+      return true;
     };
     try {
       await subscribing.get(channel);
     } catch (err) {
-      await unlisten();
+      // Its SUBSCRIBE failed (it may still have reached Redis): undone at once, never revived.
+      if (leave()) await subscriber?.unsubscribe(channel).catch(() => {});
       throw err;
     }
-    return unlisten;
+    return async () => {
+      if (leave()) unsubscribeSoon(channel);
+    };
   };
 
   const readRange = async (runId: string, afterId: string | null): Promise<StreamEvent[]> => {
@@ -192,99 +264,84 @@ export function createRedisBus(opts: {
   };
 
   /** Runs a script by its hash, loading it when Redis does not know it (restarted, flushed). */
-  const runScript = (sha: string, script: string, args: readonly (string | number)[]): Promise<unknown> =>
-    client.evalsha(sha, 2, ...args).catch((err: unknown) => {
-      if (/NOSCRIPT/.test(String((err as Error).message))) return client.eval(script, 2, ...args);
+  const runScript = (sha: string, script: string, numKeys: number, args: readonly (string | number)[]): Promise<unknown> =>
+    client.evalsha(sha, numKeys, ...args).catch((err: unknown) => {
+      if (/NOSCRIPT/.test(String((err as Error).message))) return client.eval(script, numKeys, ...args);
       throw err;
     });
 
-  const appendScript = async (runId: string, id: string, event: string, data: string, ttl: number, prev: string): Promise<[string, string]> => {
-    const res = await runScript(APPEND_SHA, APPEND_SCRIPT, [logKey(runId), evChannel(runId), maxEvents, id, event, data, ttl, prev]);
-    const [got = "", last = ""] = res as string[];
-    return [got, last];
-  };
-
-  /** Sends the rolling appends still waiting for the end of the tick, so they keep call order. */
-  function sendRollingNow(): void {
-    for (const [key, batch] of rollingBatches) {
-      rollingBatches.delete(key);
-      void sendRolling(key, batch);
-    }
-  }
-
-  async function append(runId: string, event: string, data: string, ttl = 0): Promise<string> {
-    // A thread event issued before this append goes to Redis before it (a run's end status
-    // precedes the end of its stream, see worker.ts).
-    sendRollingNow();
-    for (let attempt = 0; ; attempt++) {
-      const prev = lastIssued.get(runId) ?? "";
-      const id = clock.next(runId);
-      // Set before the round trip: an append issued while this one is in flight follows it.
-      boundedSet(lastIssued, runId, id, maxTracked);
-      let got: string;
-      let last: string;
-      try {
-        [got, last] = await appendScript(runId, id, event, data, ttl, prev);
-      } catch (err) {
-        // Unknown state (e.g. Redis restarted mid-call): the next append reads the log again.
-        if (lastIssued.get(runId) === id) lastIssued.delete(runId);
-        throw err;
-      }
-      if (got !== "") return got;
-      // Another process wrote a later id to this run's log (a previous lease holder, or an
-      // earlier attempt whose clock was ahead): continue after it, reading the log afresh.
-      if (lastIssued.get(runId) === id) lastIssued.delete(runId);
-      clock.advance(runId, last);
-      if (attempt >= 3) throw new Error(`run ${runId}: could not append after ${last}`);
-    }
-  }
-
-  /**
-   * A rolling log takes Redis's own ids: increasing across processes, no clock kept here.
-   * Appends to one log issued in the same tick (a run's end: its status and the thread's
-   * new state) go in one script call, in call order; a run-log append issued after them
-   * sends them first.
-   */
-  function appendRolling(key: string, event: string, data: string): Promise<string> {
+  /** Queues an event; the queue is sent once the current code yields (or the call on its way is answered). */
+  function append(log: string, rolling: boolean, event: string, data: string, ttl: number): Promise<string> {
     return new Promise((resolve, reject) => {
-      const waiting = rollingBatches.get(key);
-      if (waiting) return void waiting.push({ event, data, resolve, reject });
-      const batch: RollingBatch = [{ event, data, resolve, reject }];
-      rollingBatches.set(key, batch);
-      queueMicrotask(() => {
-        if (rollingBatches.get(key) !== batch) return; // sent by an append meanwhile
-        rollingBatches.delete(key);
-        void sendRolling(key, batch);
-      });
+      outbox.push({ log, rolling, event, data, ttl, retries: 0, id: "", resolve, reject });
+      if (outbox.length === 1 && !sending) queueMicrotask(sendBatch);
     });
   }
 
-  async function sendRolling(key: string, batch: RollingBatch): Promise<void> {
-    const inFlight = rollingInFlight.get(key) ?? 0;
-    // Our last id is the log's previous entry only if no append of ours is still on its way.
-    const prev = inFlight === 0 ? (rollingLast.get(key) ?? "") : "";
-    rollingInFlight.set(key, inFlight + 1);
-    const args = [logKey(key), evChannel(key), maxEvents, opts.ttlSecs, prev, ...batch.flatMap((b) => [b.event, b.data])];
-    try {
-      const ids = (await runScript(ROLLING_SHA, ROLLING_SCRIPT, args)) as string[];
-      if ((rollingInFlight.get(key) ?? 1) === 1) boundedSet(rollingLast, key, ids.at(-1)!, maxTracked);
-      batch.forEach((b, i) => b.resolve(ids[i]!));
-    } catch (err) {
-      rollingLast.delete(key);
-      for (const b of batch) b.reject(err);
-    } finally {
-      const n = (rollingInFlight.get(key) ?? 1) - 1;
-      if (n > 0) rollingInFlight.set(key, n);
-      else rollingInFlight.delete(key);
+  /** Sends the oldest queued appends (bounded) in one script call, unless one is on its way. */
+  function sendBatch(): void {
+    if (sending || outbox.length === 0) return;
+    let bytes = 0;
+    let n = 0;
+    while (n < outbox.length && n < MAX_BATCH_EVENTS && (n === 0 || bytes + outbox[n]!.data.length <= MAX_BATCH_CHARS)) bytes += outbox[n++]!.data.length;
+    const batch = outbox.slice(0, n);
+    outbox = outbox.slice(n);
+    sending = true;
+    const keys: string[] = [];
+    const args: (string | number)[] = [maxEvents, opts.ttlSecs];
+    for (const a of batch) {
+      keys.push(logKey(a.log), evChannel(a.log));
+      if (a.rolling) {
+        args.push("l", "*", rollingLast.get(a.log) ?? "", 0, a.event, a.data);
+        continue;
+      }
+      const prev = lastIssued.get(a.log) ?? "";
+      a.id = clock.next(a.log);
+      // Set before the answer: the run's next event (in this batch or later) follows this one.
+      boundedSet(lastIssued, a.log, a.id, maxTracked);
+      args.push("r", a.id, prev, a.ttl, a.event, a.data);
     }
+    runScript(APPEND_SHA, APPEND_SCRIPT, keys.length, [...keys, ...args]).then(
+      (answers) => settle(batch, answers as string[]),
+      (err: unknown) => settle(batch, null, err),
+    );
+  }
+
+  /** Settles a batch's appends from the script's answers (null: the call failed), then sends the next. */
+  function settle(batch: Append[], answers: string[] | null, failure?: unknown): void {
+    const again: Append[] = [];
+    batch.forEach((a, i) => {
+      const answer = answers?.[i] ?? `!${String((failure as Error | undefined)?.message ?? failure)}`;
+      const ok = answer.startsWith("=");
+      // Unknown or refused (e.g. Redis restarted mid-call): the log's next append reads its last id afresh.
+      if (a.rolling) {
+        if (ok) boundedSet(rollingLast, a.log, answer.slice(1), maxTracked);
+        else rollingLast.delete(a.log);
+      } else if (!ok && lastIssued.get(a.log) === a.id) lastIssued.delete(a.log);
+      if (ok) return a.resolve(answer.slice(1));
+      if (answer.startsWith("?")) {
+        // Another process wrote a later id to this run's log (a previous lease holder, or an
+        // earlier attempt whose clock was ahead): continue after it.
+        clock.advance(a.log, answer.slice(1));
+        if (++a.retries <= MAX_ID_RETRIES) return void again.push(a);
+        return a.reject(new Error(`run ${a.log}: could not append after ${answer.slice(1)}`));
+      }
+      a.reject(answers ? new Error(answer.slice(1)) : failure);
+    });
+    // Ahead of what was queued meanwhile: a log's events stay in call order.
+    outbox = [...again, ...outbox];
+    sending = false;
+    sendBatch();
   }
 
   return {
-    publish: (runId, event, data, popts) => (popts?.rolling ? appendRolling(runId, event, data) : append(runId, event, data)),
+    publish: (runId, event, data, popts) => append(runId, popts?.rolling ?? false, event, data, 0),
 
     async finish(runId) {
       // The end marker and the log's expiry in one script.
-      await append(runId, END_EVENT, "null", opts.ttlSecs);
+      const id = await append(runId, false, END_EVENT, "null", opts.ttlSecs);
+      // Unless the run was published to again since (a later attempt in this process).
+      if (lastIssued.get(runId) !== id) return;
       lastIssued.delete(runId);
       clock.forget(runId);
     },
@@ -327,7 +384,15 @@ export function createRedisBus(opts: {
         return filling;
       };
 
+      /**
+       * Messages that came before the subscription knew where it starts: the channel may carry
+       * them before this SUBSCRIBE answers (another listener's subscription to it is still
+       * live) and while the log is read. Handled once positioned: an older one is dropped, a
+       * later one delivered or filled from the log.
+       */
+      let early: string[] | null = [];
       const onMessage = (message: string) => {
+        if (early) return void early.push(message);
         const i1 = message.indexOf("\n");
         const i2 = message.indexOf("\n", i1 + 1);
         const i3 = message.indexOf("\n", i2 + 1);
@@ -382,6 +447,9 @@ export function createRedisBus(opts: {
         throw err;
       }
       positioned = true;
+      const held = early;
+      early = null;
+      for (const message of held) onMessage(message);
       if (suspect) resync.catchUp(); // the connection dropped while we positioned ourselves
       let counted = false;
       if (live) {
@@ -434,6 +502,10 @@ export function createRedisBus(opts: {
     },
 
     async close() {
+      subscribed?.reject(new Error("bus closed"));
+      subscribed = null;
+      toSubscribe.clear();
+      toUnsubscribe.clear();
       listeners.clear();
       liveSubs.clear();
       subscribing.clear();

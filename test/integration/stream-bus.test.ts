@@ -425,26 +425,144 @@ describe.skipIf(!hasRedis())(`redis bus${hasRedis() ? "" : ` (skipped: ${redisSk
     monitor.disconnect();
   });
 
-  it("a run-log append sends the thread-log appends issued before it first (a run's end status precedes its stream's end)", async () => {
-    const prefix = `${uniquePrefix("rollorder")}:`;
+  /** Commands Redis ran (scripts' inner ones included) that touch keys or channels under `prefix`. */
+  const monitorPrefix = async (prefix: string) => {
+    const monitor = await client().monitor();
+    const seen: string[] = [];
+    monitor.on("monitor", (_time: string, args: string[]) => {
+      if (args.slice(1).some((a) => String(a).startsWith(prefix))) seen.push(String(args[0]).toLowerCase());
+    });
+    const count = (cmd: string) => seen.filter((c) => c === cmd).length;
+    return {
+      count,
+      stop: async () => {
+        await new Promise((r) => setTimeout(r, 50)); // MONITOR lines trail the replies
+        monitor.disconnect();
+      },
+    };
+  };
+
+  /** The keys each XADD Redis ran touched, in order, and how many script calls it received, under `prefix`. */
+  const monitorAppends = async (prefix: string) => {
+    const monitor = await client().monitor();
+    const xadds: string[] = [];
+    let calls = 0;
+    monitor.on("monitor", (_time: string, args: string[]) => {
+      const cmd = String(args[0]).toLowerCase();
+      if (!args.slice(1).some((x) => String(x).startsWith(prefix))) return;
+      if (cmd === "xadd") xadds.push(String(args[1]).slice(prefix.length));
+      if (cmd === "evalsha" || cmd === "eval") calls++;
+    });
+    return {
+      stop: async () => {
+        await new Promise((r) => setTimeout(r, 100)); // MONITOR lines trail the replies
+        monitor.disconnect();
+        return { xadds, calls };
+      },
+    };
+  };
+
+  it("appends issued together go to Redis in one script call, in call order across logs (a run's end status precedes its stream's end)", async () => {
+    const prefix = `${uniquePrefix("together")}:`;
     const bus = makeBus(prefix, 120);
     const stream = `thread:${uuidv7()}`;
     const run = uuidv7();
-    const [threadKey, runKey] = [`${prefix}run:${stream}:log`, `${prefix}run:${run}:log`];
-    const monitor = await client().monitor();
-    const order: string[] = [];
-    monitor.on("monitor", (_time: string, args: string[]) => {
-      if (!/^eval/i.test(args[0] ?? "")) return;
-      if (args.includes(threadKey)) order.push("thread");
-      if (args.includes(runKey)) order.push("run");
-    });
+    const mon = await monitorAppends(prefix);
     const status = bus.publish(stream, "lifecycle", '{"status":"success"}', { rolling: true });
     const state = bus.publish(stream, "state_update", "{}", { rolling: true });
     await bus.finish(run);
     await Promise.all([status, state]);
-    await new Promise((r) => setTimeout(r, 100)); // MONITOR lines trail the replies
-    expect(order).toEqual(["thread", "run"]);
-    monitor.disconnect();
+    const { xadds, calls } = await mon.stop();
+    expect(xadds).toEqual([`run:${stream}:log`, `run:${stream}:log`, `run:${run}:log`]);
+    expect(calls).toBe(1);
+  });
+
+  it("appends issued while a script call is on its way go together in the next one, after it", async () => {
+    const prefix = `${uniquePrefix("nagle")}:`;
+    const bus = makeBus(prefix);
+    const [r1, r2] = [uuidv7(), uuidv7()];
+    const sub = await bus.subscribe(r1, { after: "-1" });
+    const reading = collect(sub);
+    const mon = await monitorAppends(prefix);
+    const first = bus.publish(r1, "values", JSON.stringify({ i: 0 }));
+    // The queued call leaves before this continuation: the appends below find it on its way.
+    await new Promise<void>((r) => queueMicrotask(r));
+    const later = [1, 2, 3].map((i) => bus.publish(r1, "values", JSON.stringify({ i })));
+    const other = bus.publish(r2, "values", "{}");
+    const ids = await Promise.all([first, ...later, other]);
+    await bus.finish(r1);
+    const { calls } = await mon.stop();
+    expect(calls).toBe(3); // [0], [1, 2, 3, other run], [end]
+    expect(datas(await reading)).toEqual(range(0, 4));
+    for (let i = 1; i < 4; i++) expect(compareIds(ids[i]!, ids[i - 1]!)).toBeGreaterThan(0);
+  });
+
+  it("a run's events behind an id collision in one call are all sent again after it, in order", async () => {
+    const prefix = `${uniquePrefix("collide-batch")}:`;
+    const bus = makeBus(prefix);
+    const raw = client();
+    const run = uuidv7();
+    const key = `${prefix}run:${run}:log`;
+    await publishN(bus, run, 0, 1);
+    const ahead = `${Date.now() + 300}-0`;
+    await raw.xadd(key, ahead, "e", "values", "d", JSON.stringify({ i: 1 }));
+    const ids = await Promise.all([2, 3, 4].map((i) => bus.publish(run, "values", JSON.stringify({ i }))));
+    for (const id of ids) expect(compareIds(id, ahead)).toBeGreaterThan(0);
+    await bus.finish(run);
+    expect(datas(await collect(await bus.subscribe(run, { after: "-1" })))).toEqual(range(0, 5));
+  });
+
+  it("an event refused by Redis fails alone: the other logs' events of its call land", async () => {
+    const prefix = `${uniquePrefix("refused")}:`;
+    const bus = makeBus(prefix);
+    const raw = client();
+    const [bad, good] = [uuidv7(), uuidv7()];
+    await raw.set(`${prefix}run:${bad}:log`, "not a stream");
+    const [refused, landed] = await Promise.allSettled([bus.publish(bad, "values", "{}"), bus.publish(good, "values", "{}")]);
+    expect(refused.status).toBe("rejected");
+    expect(String((refused as PromiseRejectedResult).reason)).toMatch(/WRONGTYPE/);
+    expect(landed.status).toBe("fulfilled");
+    await bus.finish(good);
+    expect(await collect(await bus.subscribe(good, { after: "-1" }))).toHaveLength(1);
+  });
+
+  it("subscriptions opened together take one SUBSCRIBE; a channel left and joined again in one tick stays subscribed", async () => {
+    const prefix = `${uniquePrefix("subs")}:`;
+    const bus = makeBus(prefix);
+    const runs = [uuidv7(), uuidv7(), uuidv7()];
+    const mon = await monitorPrefix(prefix);
+    const subs = await Promise.all(runs.map((run) => bus.subscribe(run, { after: "-1", fresh: true })));
+    const closing = subs[0]!.close();
+    const again = await bus.subscribe(runs[0]!, { after: "-1" });
+    await closing;
+    await bus.publish(runs[0]!, "values", JSON.stringify({ i: 0 }));
+    await bus.finish(runs[0]!);
+    expect(datas(await collect(again))).toEqual(range(0, 1));
+    await Promise.all(subs.slice(1).map((s) => s.close()));
+    await new Promise((r) => setTimeout(r, 50));
+    await mon.stop();
+    expect(mon.count("subscribe")).toBe(1);
+    expect(mon.count("unsubscribe")).toBe(1); // the two left last, together; the first never
+  });
+
+  it("a subscription opened while the channel's previous one is being unsubscribed gets exactly the events after its id", async () => {
+    const prefix = `${uniquePrefix("resubscribe")}:`;
+    const writer = makeBus(prefix);
+    const reader = makeBus(prefix);
+    // Its messages may arrive before the new SUBSCRIBE answers: they must not start it from the log's beginning.
+    for (let round = 0; round < 20; round++) {
+      const run = uuidv7();
+      const first = await reader.subscribe(run, { after: "-1" });
+      const writing = (async () => {
+        for (let i = 0; i < 60; i++) await writer.publish(run, "values", JSON.stringify({ i }));
+        await writer.finish(run);
+      })();
+      const head = await take(first, 7);
+      await first.close();
+      const rest = await collect(await reader.subscribe(run, { after: head.at(-1)!.id }));
+      await writing;
+      expect(datas([...head, ...rest])).toEqual(range(0, 60));
+    }
   });
 
   it("keys live under the configured prefix", async () => {
@@ -563,23 +681,6 @@ describe.skipIf(!hasRedis())(`redis bus${hasRedis() ? "" : ` (skipped: ${redisSk
     sub.drainAndStop();
     expect(await collect(sub)).toEqual([]);
   });
-
-  /** Commands Redis ran (scripts' inner ones included) that touch keys or channels under `prefix`. */
-  const monitorPrefix = async (prefix: string) => {
-    const monitor = await client().monitor();
-    const seen: string[] = [];
-    monitor.on("monitor", (_time: string, args: string[]) => {
-      if (args.slice(1).some((a) => String(a).startsWith(prefix))) seen.push(String(args[0]).toLowerCase());
-    });
-    const count = (cmd: string) => seen.filter((c) => c === cmd).length;
-    return {
-      count,
-      stop: async () => {
-        await new Promise((r) => setTimeout(r, 50)); // MONITOR lines trail the replies
-        monitor.disconnect();
-      },
-    };
-  };
 
   it("reads a run log's last id and clears its expiry only on the process's first append; finish sets the TTL in the same script", async () => {
     const prefix = `${uniquePrefix("cheap")}:`;
