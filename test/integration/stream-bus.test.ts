@@ -477,24 +477,31 @@ describe.skipIf(!hasRedis())(`redis bus${hasRedis() ? "" : ` (skipped: ${redisSk
     expect(calls).toBe(1);
   });
 
-  it("appends issued while a script call is on its way go together in the next one, after it", async () => {
-    const prefix = `${uniquePrefix("nagle")}:`;
+  it("appends issued while four script calls are on their way go together in the next one, after them", async () => {
+    const prefix = `${uniquePrefix("lanes")}:`;
     const bus = makeBus(prefix);
     const [r1, r2] = [uuidv7(), uuidv7()];
     const sub = await bus.subscribe(r1, { after: "-1" });
     const reading = collect(sub);
     const mon = await monitorAppends(prefix);
-    const first = bus.publish(r1, "values", JSON.stringify({ i: 0 }));
-    // The queued call leaves before this continuation: the appends below find it on its way.
-    await new Promise<void>((r) => queueMicrotask(r));
-    const later = [1, 2, 3].map((i) => bus.publish(r1, "values", JSON.stringify({ i })));
+    // Each queued call leaves before the continuation after it: four calls on their way, unanswered (no I/O yet).
+    const sent: Promise<string>[] = [];
+    const tick = () => new Promise<void>((r) => queueMicrotask(r));
+    for (let i = 0; i < 4; i++) {
+      sent.push(bus.publish(r1, "values", JSON.stringify({ i })));
+      await tick();
+    }
+    for (let i = 4; i < 7; i++) {
+      sent.push(bus.publish(r1, "values", JSON.stringify({ i })));
+      await tick();
+    }
     const other = bus.publish(r2, "values", "{}");
-    const ids = await Promise.all([first, ...later, other]);
+    const ids = await Promise.all([...sent, other]);
     await bus.finish(r1);
     const { calls } = await mon.stop();
-    expect(calls).toBe(3); // [0], [1, 2, 3, other run], [end]
-    expect(datas(await reading)).toEqual(range(0, 4));
-    for (let i = 1; i < 4; i++) expect(compareIds(ids[i]!, ids[i - 1]!)).toBeGreaterThan(0);
+    expect(calls).toBe(6); // four of one event each, [4, 5, 6, the other run's], [end]
+    expect(datas(await reading)).toEqual(range(0, 7));
+    for (let i = 1; i < 7; i++) expect(compareIds(ids[i]!, ids[i - 1]!)).toBeGreaterThan(0);
   });
 
   it("a run's events behind an id collision in one call are all sent again after it, in order", async () => {

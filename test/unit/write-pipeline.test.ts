@@ -1,5 +1,5 @@
 import { describe, expect, it, vi } from "vitest";
-import { createWritePipeline, type PipelinedWrite } from "../../src/storage/write-pipeline.js";
+import { LINGER_MS, createWritePipeline, type PipelinedWrite } from "../../src/storage/write-pipeline.js";
 
 /** A commit whose groups stay in flight until the test lets them go. */
 function controlledCommit(fail?: (group: string[]) => unknown) {
@@ -19,8 +19,8 @@ function controlledCommit(fail?: (group: string[]) => unknown) {
   return { sent, commit, finishOne, inFlight: () => gates.length };
 }
 
-/** Longer than the pipeline's linger (2 ms). */
-const tick = () => new Promise((r) => setTimeout(r, 10));
+/** Longer than the pipeline's linger. */
+const tick = () => new Promise((r) => setTimeout(r, LINGER_MS + 8));
 const turn = () => new Promise((r) => setImmediate(r));
 const w = (write: string, ...keys: string[]): PipelinedWrite<string> => ({ write, keys: keys.length ? keys : [write], bytes: 1 });
 const opts = { maxWrites: 64, maxBytes: 1_000 };
@@ -43,7 +43,7 @@ describe("write pipeline", () => {
     expect(c.inFlight()).toBe(0);
   });
 
-  it("writes added while the first lingers (2 ms) go as one group, several event-loop turns apart", async () => {
+  it("writes added while the first lingers go as one group, several event-loop turns apart", async () => {
     vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] });
     const c = controlledCommit();
     try {
@@ -53,7 +53,7 @@ describe("write pipeline", () => {
       await turn();
       await turn();
       p.add(w("c"));
-      vi.advanceTimersByTime(1);
+      vi.advanceTimersByTime(LINGER_MS - 1);
       expect(c.sent).toEqual([]);
       vi.advanceTimersByTime(1);
       expect(c.sent).toEqual([["a", "b", "c"]]);
