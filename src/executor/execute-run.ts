@@ -19,12 +19,6 @@ export interface RunOutcome {
   error: { error: string; message: string } | null;
   /** Checkpoint writes to commit with the outcome (ExecuteDeps.writesWithOutcome); else none. */
   writes: CheckpointWrite[];
-  /**
-   * With `writes` handed over: resolves once every event the run streamed is in its log,
-   * rejects if one could not be published. The caller records the outcome meanwhile, and ends
-   * the stream after (the bus keeps call order, so the end follows these events).
-   */
-  published?: Promise<void>;
 }
 
 interface StreamEventLike {
@@ -168,19 +162,12 @@ export async function executeRun(deps: ExecuteDeps, run: Run & { attempt: number
     const done = !interrupted && lastValues !== undefined;
     const values = done ? toPlain<Record<string, unknown>>(lastValues) : null;
     const handOver = done && deps.writesWithOutcome ? writes : null;
-    if (values && handOver) {
-      // Its last writes go with the outcome, which is recorded while its last events are on
-      // their way (a reader that finds the run ended waits for the stream's end marker).
-      await wasAnnounced();
-      const tail = await handOver.take();
-      const published = sender.flush();
-      published.catch(() => {}); // the caller observes it
-      return { status: "success", values, interrupts: {}, hasPendingNext: false, error: null, writes: tail, published };
-    }
-    // What it streamed is durable and sent now; a failed write fails the run.
-    await Promise.all([writes?.settle(), sender.flush()]);
+    // What it streamed is durable (or handed over below) and sent now; a failed write fails
+    // the run. Its events go first: past take() nothing may fail, or the writes taken are lost.
+    await Promise.all([handOver ? null : writes?.settle(), sender.flush()]);
     await wasAnnounced();
-    if (values) return { status: "success", values, interrupts: {}, hasPendingNext: false, error: null, writes: [] };
+    const tail: CheckpointWrite[] = handOver ? await handOver.take() : [];
+    if (values) return { status: "success", values, interrupts: {}, hasPendingNext: false, error: null, writes: tail };
     // Interrupted (the interrupts and next tasks come from the checkpoint) or nothing streamed.
     const state = await graph.getState(threadConfig);
     return { status: "success", ...summarise(state), error: null, writes: [] };

@@ -186,8 +186,6 @@ export function createWorker(deps: WorkerDeps) {
       });
       // It starts now, leased and heartbeating in its own handler, while this one ends the stream.
       if (claimed) slot.handOver({ run: claimed, claimStarted: finishStarted });
-      // Its stream lacks them (Redis refused or lost them); the end marker below still follows.
-      outcome.published?.catch((err: unknown) => rlog.warn({ err }, "run's last events could not be published"));
       rlog.info({ status: outcome.status, ms: Date.now() - started, recorded: finished }, "run finished");
       if (finished) {
         // Before the end of the run's stream: a client that saw the run end and follows the

@@ -8,12 +8,7 @@ export interface StreamEvent {
 }
 
 export interface Subscription extends AsyncIterable<StreamEvent> {
-  /**
-   * Stop after delivering what the log holds (used when the run has already ended), and what
-   * follows up to its end marker if that is not in the log yet: the worker records a run's
-   * outcome while its last events and the marker are on their way (bounded: a writer that
-   * died never writes the marker).
-   */
+  /** Stop after delivering what the log already holds (used when the run has already ended). */
   drainAndStop(): void;
   close(): Promise<void>;
 }

@@ -132,13 +132,10 @@ export function createRedisBus(opts: {
   onError?: (err: unknown) => void;
   /** How many logs' last ids (runs and threads written by this process) are kept. */
   maxTrackedLogs?: number;
-  /** drainAndStop: how long a log without its end marker is followed for it (default 2 s). */
-  endWaitMs?: number;
 }): RunStreamBus {
   const { client, prefix } = opts;
   const maxEvents = opts.maxEvents ?? 10_000;
   const maxTracked = opts.maxTrackedLogs ?? 100_000;
-  const endWaitMs = opts.endWaitMs ?? 2_000;
   const logKey = (runId: string) => `${prefix}run:${runId}:log`;
   const evChannel = (runId: string) => `${prefix}run:${runId}:ev`;
   const ctlChannel = (runId: string) => `${prefix}run:${runId}:ctl`;
@@ -379,7 +376,7 @@ export function createRedisBus(opts: {
       let lastSeen: string | null = null;
       let filling: Promise<void> | null = null;
       let refillWanted = false;
-      let endWait: NodeJS.Timeout | undefined;
+      let stopAfterDrain = false;
       /** The subscriber connection dropped and the catch-up after it has not completed yet. */
       let suspect = false;
       let lostEpoch = 0;
@@ -405,6 +402,7 @@ export function createRedisBus(opts: {
           .catch((err) => opts.onError?.(err))
           .finally(() => {
             filling = null;
+            if (stopAfterDrain) queue.end();
           });
         return filling;
       };
@@ -484,20 +482,10 @@ export function createRedisBus(opts: {
       return {
         [Symbol.asyncIterator]: () => queue[Symbol.asyncIterator](),
         drainAndStop: () => {
-          void (async () => {
-            await fill();
-            if (queue.isEnded) return;
-            // A run's last events and its end marker may still be on their way: the worker
-            // records the outcome while they are sent. An empty log (expired) ends at once;
-            // one without its end marker (its writer died) after a bounded wait.
-            const last = await client.xrevrange(logKey(runId), "+", "-", "COUNT", 1).catch(() => []);
-            if (last[0]?.[1][1] === END_EVENT) await fill();
-            if (!last[0] || queue.isEnded) return queue.end();
-            endWait = setTimeout(() => queue.end(), endWaitMs);
-          })();
+          stopAfterDrain = true;
+          void fill();
         },
         close: async () => {
-          clearTimeout(endWait);
           resyncs.delete(resync);
           queue.end();
           if (counted) {
