@@ -69,11 +69,12 @@ const APPEND_SHA = createHash("sha1").update(APPEND_SCRIPT).digest("hex");
 const MAX_BATCH_EVENTS = 256;
 const MAX_BATCH_CHARS = 1 << 20;
 /**
- * Script calls (and SUBSCRIBE / UNSUBSCRIBE pairs) on their way at once. More would batch
- * less; one alone makes a run's last events wait for the call before theirs, which under load
- * is answered late (the event loop is busy), holding up the run's end.
+ * SUBSCRIBE / UNSUBSCRIBE pairs on their way at once (a run's creation waits for its
+ * SUBSCRIBE). Appends have one script call on their way at a time: with several, a run event
+ * refused for its id (another writer's later one) could land after that run's next event,
+ * already sent in a later call.
  */
-const MAX_IN_FLIGHT = 4;
+const SUBSCRIPTIONS_IN_FLIGHT = 4;
 /** How often a run event is sent again after its id collided with a later one. */
 const MAX_ID_RETRIES = 3;
 
@@ -91,7 +92,7 @@ interface Append {
   ttl: number;
   /** How often its id collided so far. */
   retries: number;
-  /** Run logs: the id it was sent with, and the log's last id this process knew before it. */
+  /** Run logs: the id it was last sent with. */
   id: string;
   resolve: (id: string) => void;
   reject: (err: unknown) => void;
@@ -108,11 +109,10 @@ interface Append {
  * XADD and PUBLISH run in one script, which publishes only if the XADD succeeded (a MULTI
  * would still publish an event whose XADD was refused, handing subscribers an event that is
  * not in the log). The process's appends, to every log, go in call order through one queue
- * and one connection (Redis runs them in that order): what is issued together goes in one
- * script call (a run's start: the thread's `running` and the run's `metadata`; its end: its
- * status, the thread's new state and the end marker), and once MAX_IN_FLIGHT calls are on
- * their way, what is issued meanwhile goes together in the next (under load, many runs'
- * events). Channel subscriptions are gathered the same way.
+ * with one script call on its way at a time: what is issued together, or while that call is
+ * answered, goes in the next (a run's start: the thread's `running` and the run's
+ * `metadata`; its end: its status, the thread's new state and the end marker; under load,
+ * many runs' events). Channel subscriptions are gathered the same way.
  *
  * The previous id a message carries is the one this process issued just before on that log;
  * the script reads it from the log only on the process's first append to the log (several
@@ -143,12 +143,11 @@ export function createRedisBus(opts: {
   const clock = new IdClock();
   /** Per run log this process writes: the id it issued last (absent: read it from the log). */
   const lastIssued = new Map<string, string>();
-  /** Per rolling log (a thread's): the id Redis gave this process's last append, and calls on their way with appends to it. */
+  /** Per rolling log (a thread's): the id Redis gave this process's last append to it. */
   const rollingLast = new Map<string, string>();
-  const rollingInFlight = new Map<string, number>();
-  /** Appends not sent yet, in call order, and script calls on their way. */
-  let outbox: Append[] = [];
-  let sending = 0;
+  /** Appends not sent yet, in call order, and whether a script call is on its way. */
+  const outbox: Append[] = [];
+  let sending = false;
 
   // One subscriber connection per process, shared by every local listener.
   let subscriber: Redis | null = null;
@@ -198,7 +197,7 @@ export function createRedisBus(opts: {
   };
   /**
    * Channels to subscribe and unsubscribe, sent as one SUBSCRIBE and one UNSUBSCRIBE once the
-   * current code yields, or once one of the MAX_IN_FLIGHT pairs on their way is answered. A
+   * current code yields, or once one of the pairs on their way is answered. A
    * channel whose last listener left is unsubscribed only then: a listener that comes back
    * before finds it live. A channel is never in both sets: one is queued for UNSUBSCRIBE only
    * once its SUBSCRIBE answered.
@@ -224,7 +223,7 @@ export function createRedisBus(opts: {
     if (toUnsubscribe.size === 1) queueMicrotask(sendSubscriptions);
   };
   function sendSubscriptions(): void {
-    if (subscriptionsSending >= MAX_IN_FLIGHT || (toSubscribe.size === 0 && toUnsubscribe.size === 0)) return;
+    if (subscriptionsSending >= SUBSCRIPTIONS_IN_FLIGHT || (toSubscribe.size === 0 && toUnsubscribe.size === 0)) return;
     const s = getSubscriber();
     const calls: Promise<unknown>[] = [];
     if (toUnsubscribe.size > 0) calls.push(s.unsubscribe(...toUnsubscribe).catch(() => {}));
@@ -280,36 +279,36 @@ export function createRedisBus(opts: {
       throw err;
     });
 
-  /** Queues an event; the queue is sent once the current code yields (or the call on its way is answered). */
+  /** Queues an event; the queue is sent once the current code yields, or once the call on its way is answered. */
   function append(log: string, rolling: boolean, event: string, data: string, ttl: number): Promise<string> {
     return new Promise((resolve, reject) => {
       outbox.push({ log, rolling, event, data, ttl, retries: 0, id: "", resolve, reject });
-      if (outbox.length === 1 && sending < MAX_IN_FLIGHT) queueMicrotask(sendBatches);
+      if (outbox.length === 1 && !sending) queueMicrotask(sendBatch);
     });
   }
 
-  /** Sends the queued appends, oldest first, in bounded script calls while fewer than MAX_IN_FLIGHT are on their way. */
-  function sendBatches(): void {
-    while (sending < MAX_IN_FLIGHT && outbox.length > 0) sendBatch();
+  /** How many of the queued appends go in the next call. */
+  function batchSize(): number {
+    let chars = 0;
+    let n = 0;
+    for (; n < outbox.length && n < MAX_BATCH_EVENTS; n++) {
+      chars += outbox[n]!.data.length;
+      if (n > 0 && chars > MAX_BATCH_CHARS) break;
+    }
+    return n;
   }
 
+  /** Sends the oldest queued appends in one script call, unless one is on its way. */
   function sendBatch(): void {
-    let bytes = 0;
-    let n = 0;
-    while (n < outbox.length && n < MAX_BATCH_EVENTS && (n === 0 || bytes + outbox[n]!.data.length <= MAX_BATCH_CHARS)) bytes += outbox[n++]!.data.length;
-    const batch = outbox.slice(0, n);
-    outbox = outbox.slice(n);
-    sending++;
+    if (sending || outbox.length === 0) return;
+    sending = true;
+    const batch = outbox.splice(0, batchSize());
     const keys: string[] = [];
-    const rolled = new Set<string>();
     const args: (string | number)[] = [maxEvents, opts.ttlSecs];
     for (const a of batch) {
       keys.push(logKey(a.log), evChannel(a.log));
       if (a.rolling) {
-        // Our last id is the log's previous entry only if no append of ours to it is on its way.
-        const prev = rollingInFlight.has(a.log) ? "" : (rollingLast.get(a.log) ?? "");
-        args.push("l", "*", prev, 0, a.event, a.data);
-        rolled.add(a.log);
+        args.push("l", "*", rollingLast.get(a.log) ?? "", 0, a.event, a.data);
         continue;
       }
       const prev = lastIssued.get(a.log) ?? "";
@@ -318,28 +317,28 @@ export function createRedisBus(opts: {
       boundedSet(lastIssued, a.log, a.id, maxTracked);
       args.push("r", a.id, prev, a.ttl, a.event, a.data);
     }
-    for (const log of rolled) rollingInFlight.set(log, (rollingInFlight.get(log) ?? 0) + 1);
-    runScript(APPEND_SHA, APPEND_SCRIPT, keys.length, [...keys, ...args]).then(
-      (answers) => settle(batch, rolled, answers as string[]),
-      (err: unknown) => settle(batch, rolled, null, err),
-    );
+    runScript(APPEND_SHA, APPEND_SCRIPT, keys.length, [...keys, ...args])
+      .then(
+        (answers) => settle(batch, answers as string[]),
+        (err: unknown) => settle(batch, null, err),
+      )
+      .catch((err: unknown) => opts.onError?.(err))
+      .finally(() => {
+        sending = false;
+        sendBatch();
+      });
   }
 
-  /** Settles a batch's appends from the script's answers (null: the call failed), then sends the next. */
-  function settle(batch: Append[], rolled: Set<string>, answers: string[] | null, failure?: unknown): void {
+  /** Settles a batch's appends from the script's answers (null: the call failed). */
+  function settle(batch: Append[], answers: string[] | null, failure?: unknown): void {
     const again: Append[] = [];
-    for (const log of rolled) {
-      const n = rollingInFlight.get(log)! - 1;
-      if (n > 0) rollingInFlight.set(log, n);
-      else rollingInFlight.delete(log);
-    }
     batch.forEach((a, i) => {
-      const answer = answers?.[i] ?? `!${String((failure as Error | undefined)?.message ?? failure)}`;
+      const answer = answers?.[i] ?? "!no answer";
       const ok = answer.startsWith("=");
       // Unknown or refused (e.g. Redis restarted mid-call): the log's next append reads its last id afresh.
       if (a.rolling) {
-        if (!ok) rollingLast.delete(a.log);
-        else if (!rollingInFlight.has(a.log)) boundedSet(rollingLast, a.log, answer.slice(1), maxTracked);
+        if (ok) boundedSet(rollingLast, a.log, answer.slice(1), maxTracked);
+        else rollingLast.delete(a.log);
       } else if (!ok && lastIssued.get(a.log) === a.id) lastIssued.delete(a.log);
       if (ok) return a.resolve(answer.slice(1));
       if (answer.startsWith("?")) {
@@ -352,9 +351,7 @@ export function createRedisBus(opts: {
       a.reject(answers ? new Error(answer.slice(1)) : failure);
     });
     // Ahead of what was queued meanwhile: a log's events stay in call order.
-    outbox = [...again, ...outbox];
-    sending--;
-    sendBatches();
+    outbox.unshift(...again);
   }
 
   return {
@@ -364,7 +361,7 @@ export function createRedisBus(opts: {
       // The end marker and the log's expiry in one script.
       const id = await append(runId, false, END_EVENT, "null", opts.ttlSecs);
       // Unless the run was published to again since (a later attempt in this process).
-      if (lastIssued.get(runId) !== id) return;
+      if ((lastIssued.get(runId) ?? id) !== id) return;
       lastIssued.delete(runId);
       clock.forget(runId);
     },
