@@ -442,6 +442,24 @@ describe.skipIf(!hasRedis())(`redis bus${hasRedis() ? "" : ` (skipped: ${redisSk
     };
   };
 
+  /**
+   * A reader takes the first `head` of `n` events another process writes to a new run, closes
+   * its subscription, and resumes after the last it took: what it got in all.
+   */
+  async function resumeAfterHead(writer: RunStreamBus, reader: RunStreamBus, n: number, head: number): Promise<StreamEvent[]> {
+    const run = uuidv7();
+    const first = await reader.subscribe(run, { after: "-1" });
+    const writing = (async () => {
+      for (let i = 0; i < n; i++) await writer.publish(run, "values", JSON.stringify({ i }));
+      await writer.finish(run);
+    })();
+    const got = await take(first, head);
+    await first.close();
+    const rest = await collect(await reader.subscribe(run, { after: got.at(-1)!.id }));
+    await writing;
+    return [...got, ...rest];
+  }
+
   /** Makes Redis know the bus's script (an append elsewhere), so a monitored call is one EVALSHA. */
   const loadScript = (bus: RunStreamBus) => bus.publish(uuidv7(), "values", "{}");
 
@@ -507,15 +525,19 @@ describe.skipIf(!hasRedis())(`redis bus${hasRedis() ? "" : ` (skipped: ${redisSk
     for (let i = 1; i < 4; i++) expect(compareIds(ids[i]!, ids[i - 1]!)).toBeGreaterThan(0);
   });
 
-  it("a run's events behind an id collision in one call are all sent again after it, in order", async () => {
-    const prefix = `${uniquePrefix("collide-batch")}:`;
+  /** A run with event 0 from `bus`, then event 1 written by another process with an id 300 ms ahead of `bus`'s clock. */
+  async function runWithLaterIdElsewhere(tag: string) {
+    const prefix = `${uniquePrefix(tag)}:`;
     const bus = makeBus(prefix);
-    const raw = client();
     const run = uuidv7();
-    const key = `${prefix}run:${run}:log`;
     await publishN(bus, run, 0, 1);
     const ahead = `${Date.now() + 300}-0`;
-    await raw.xadd(key, ahead, "e", "values", "d", JSON.stringify({ i: 1 }));
+    await client().xadd(`${prefix}run:${run}:log`, ahead, "e", "values", "d", JSON.stringify({ i: 1 }));
+    return { bus, run, ahead };
+  }
+
+  it("a run's events behind an id collision in one call are all sent again after it, in order", async () => {
+    const { bus, run, ahead } = await runWithLaterIdElsewhere("collide-batch");
     const ids = await Promise.all([2, 3, 4].map((i) => bus.publish(run, "values", JSON.stringify({ i }))));
     for (const id of ids) expect(compareIds(id, ahead)).toBeGreaterThan(0);
     await bus.finish(run);
@@ -523,14 +545,7 @@ describe.skipIf(!hasRedis())(`redis bus${hasRedis() ? "" : ` (skipped: ${redisSk
   });
 
   it("a run event queued while its collided predecessor's call is on its way lands after the retried one", async () => {
-    const prefix = `${uniquePrefix("collide-next")}:`;
-    const bus = makeBus(prefix);
-    const raw = client();
-    const run = uuidv7();
-    const key = `${prefix}run:${run}:log`;
-    await publishN(bus, run, 0, 1);
-    const ahead = `${Date.now() + 300}-0`;
-    await raw.xadd(key, ahead, "e", "values", "d", JSON.stringify({ i: 1 }));
+    const { bus, run, ahead } = await runWithLaterIdElsewhere("collide-next");
     const first = bus.publish(run, "values", JSON.stringify({ i: 2 }));
     await new Promise<void>((r) => queueMicrotask(r)); // its call leaves: the next waits behind it
     const second = bus.publish(run, "values", JSON.stringify({ i: 3 }));
@@ -582,19 +597,7 @@ describe.skipIf(!hasRedis())(`redis bus${hasRedis() ? "" : ` (skipped: ${redisSk
     const writer = makeBus(prefix);
     const reader = makeBus(prefix);
     // Its messages may arrive before the new SUBSCRIBE answers: they must not start it from the log's beginning.
-    for (let round = 0; round < 20; round++) {
-      const run = uuidv7();
-      const first = await reader.subscribe(run, { after: "-1" });
-      const writing = (async () => {
-        for (let i = 0; i < 60; i++) await writer.publish(run, "values", JSON.stringify({ i }));
-        await writer.finish(run);
-      })();
-      const head = await take(first, 7);
-      await first.close();
-      const rest = await collect(await reader.subscribe(run, { after: head.at(-1)!.id }));
-      await writing;
-      expect(datas([...head, ...rest])).toEqual(range(0, 60));
-    }
+    for (let round = 0; round < 20; round++) expect(datas(await resumeAfterHead(writer, reader, 60, 7))).toEqual(range(0, 60));
   });
 
   it("keys live under the configured prefix", async () => {
@@ -674,17 +677,7 @@ describe.skipIf(!hasRedis())(`redis bus${hasRedis() ? "" : ` (skipped: ${redisSk
     const prefix = `${uniquePrefix("resume")}:`;
     const writer = makeBus(prefix);
     const reader = makeBus(prefix);
-    const run = uuidv7();
-    const first = await reader.subscribe(run, { after: "-1" });
-    const writing = (async () => {
-      for (let i = 0; i < 200; i++) await writer.publish(run, "values", JSON.stringify({ i }));
-      await writer.finish(run);
-    })();
-    const head = await take(first, 37);
-    await first.close();
-    const rest = await collect(await reader.subscribe(run, { after: head.at(-1)!.id }));
-    await writing;
-    expect(datas([...head, ...rest])).toEqual(range(0, 200));
+    expect(datas(await resumeAfterHead(writer, reader, 200, 37))).toEqual(range(0, 200));
   });
 
   it("delivers control messages across processes", async () => {
