@@ -3,20 +3,46 @@ import { uuidv7 } from "../lib/uuid.js";
 import type { Bell } from "./bell.js";
 
 /**
- * The doorbell over Redis pub/sub: one PUBLISH per dispatch. The ringing
- * process's own listeners are called directly (no round trip through Redis)
- * and it ignores its own message when it comes back.
+ * The doorbell over Redis pub/sub. The ringing process's own listeners are
+ * called directly (no round trip through Redis) and it ignores its own message
+ * when it comes back. One PUBLISH is on its way at a time: rings for runs
+ * claimable now that come meanwhile go together in the next one, their counts
+ * summed (under load, one message per many runs created).
  */
 export function createRedisBell(client: Redis, channel: string, onError: (err: unknown) => void): Bell {
   const self = uuidv7();
   const local = new Set<(count: number, delayMs: number) => void>();
   let subscriber: Redis | null = null;
   let closed = false;
+  /** Runs announced for now and not sent yet, and who waits for that message. */
+  let owed = 0;
+  let waiting: Array<{ resolve: () => void; reject: (err: unknown) => void }> = [];
+  let sending = false;
+
+  const send = () => {
+    sending = true;
+    const [count, told] = [owed, waiting];
+    owed = 0;
+    waiting = [];
+    client.publish(channel, `${self} ${count} 0`).then(
+      () => told.forEach((w) => w.resolve()),
+      (err: unknown) => told.forEach((w) => w.reject(err)),
+    ).finally(() => {
+      sending = false;
+      if (waiting.length > 0) send();
+    });
+  };
 
   return {
     async ring(count, delayMs) {
       for (const l of local) l(count, delayMs);
-      await client.publish(channel, `${self} ${count} ${delayMs}`);
+      if (delayMs > 0) return void (await client.publish(channel, `${self} ${count} ${delayMs}`));
+      owed += count;
+      await new Promise<void>((resolve, reject) => {
+        waiting.push({ resolve, reject });
+        // Rings of the same turn go together.
+        if (!sending && waiting.length === 1) queueMicrotask(() => !sending && waiting.length > 0 && send());
+      });
     },
     async listen(onRing) {
       local.add(onRing);

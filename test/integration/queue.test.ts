@@ -286,6 +286,26 @@ describe.skipIf(!hasRedis())(`redis${hasRedis() ? "" : ` (skipped: ${redisSkipRe
       await Promise.all([api.close(), workerA.close(), workerB.close()]);
     }
   });
+
+  it("rings for runs claimable now go together while a PUBLISH is on its way, their counts summed; a delayed ring goes alone", async () => {
+    const channel = `${uniquePrefix("bell")}:runs:bell`;
+    const ringer = createRedisBell(connection, channel, () => {});
+    const listener = createRedisBell(connection, channel, () => {});
+    const heard: Array<[number, number]> = [];
+    try {
+      await listener.listen((count, delayMs) => heard.push([count, delayMs]));
+      // One turn: one message. Then 20 rings while it is on its way: together in the next one.
+      const first = [ringer.ring(1, 0), ringer.ring(2, 0)];
+      await Promise.resolve();
+      const later = Array.from({ length: 20 }, () => ringer.ring(1, 0));
+      await Promise.all([...first, ...later, ringer.ring(1, 60_000)]);
+      await waitFor(() => heard.reduce((n, [c]) => n + c, 0) === 24, 5_000, "every ring heard");
+      await sleep(100);
+      expect(heard).toEqual([[3, 0], [1, 60_000], [20, 0]]);
+    } finally {
+      await Promise.all([ringer.close(), listener.close()]);
+    }
+  });
 });
 
 describe("reserve: a free slot for a run claimed at insert", () => {

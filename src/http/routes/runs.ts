@@ -249,46 +249,64 @@ async function stopIfEnded(c: Context, run: Run, sub: Subscription) {
 }
 
 /**
- * The /wait and /join body: whitespace keep-alives while the run executes,
- * then the final state values, or `{"__error__": ...}` if the run failed.
+ * The /wait and /join body: the final state values, or `{"__error__": ...}` if the run failed.
+ * A run that ends before the first keep-alive is due gets a plain response (headers and body
+ * in one write); a longer one gets whitespace keep-alives until its answer.
  */
-function waitBody(c: Context, run: Run, sub: Subscription, cancelOnDisconnect: boolean) {
+async function waitBody(c: Context, run: Run, sub: Subscription, cancelOnDisconnect: boolean): Promise<Response> {
   const deps = c.var.deps;
   c.header("Content-Type", "application/json");
+  let answered = false;
+  let left = false;
+  const leave = () => {
+    if (left) return;
+    left = true;
+    if (!answered && cancelOnDisconnect) void deps.bus.sendControl(run.run_id, "interrupt");
+    void sub.close();
+  };
+  const onShutdown = () => void sub.close();
+  deps.shutdown.addEventListener("abort", onShutdown, { once: true });
+  // The client going away before any byte was sent (the response is not started yet).
+  const request = c.req.raw.signal;
+  request.addEventListener("abort", leave, { once: true });
+  const answer = waitAnswer(deps, run, sub).finally(() => {
+    answered = true;
+    deps.shutdown.removeEventListener("abort", onShutdown);
+    request.removeEventListener("abort", leave);
+    // Not awaited: the response ends now, the unsubscribe round trip follows.
+    sub.close().catch(() => {});
+  });
+  let timer: NodeJS.Timeout | undefined;
+  const due = new Promise<null>((resolve) => (timer = setTimeout(resolve, deps.sseHeartbeatMs, null)));
+  const early = await Promise.race([answer, due]).finally(() => clearTimeout(timer));
+  if (early !== null) return c.body(early);
   return streamBody(c, async (s) => {
-    let done = false;
-    s.onAbort(() => {
-      if (!done && cancelOnDisconnect) void deps.bus.sendControl(run.run_id, "interrupt");
-      void sub.close();
-    });
-    const onShutdown = () => void sub.close();
-    deps.shutdown.addEventListener("abort", onShutdown, { once: true });
-    const keepAlive = setInterval(() => void s.write("\n").catch(() => sub.close()), deps.sseHeartbeatMs);
-    let lastValues: string | null = null;
-    let interrupt: string | null = null;
-    let error: string | null = null;
+    s.onAbort(leave);
+    const keepAlive = setInterval(() => void s.write("\n").catch(leave), deps.sseHeartbeatMs);
     try {
-      for await (const ev of sub) {
-        if (ev.event === "values") {
-          // A run that stops at an interrupt ends with {"__interrupt__": [...]}: merged into the values below.
-          if (ev.data.startsWith('{"__interrupt__":')) interrupt = ev.data;
-          else lastValues = ev.data;
-        } else if (ev.event === "error") error = ev.data;
-      }
-      done = true;
-      if (error) return void (await s.write(`{"__error__":${error}}`));
-      if (lastValues && interrupt) {
-        const merged = { ...(JSON.parse(lastValues) as object), ...(JSON.parse(interrupt) as object) };
-        return void (await s.write(JSON.stringify(merged)));
-      }
-      if (lastValues ?? interrupt) return void (await s.write((lastValues ?? interrupt)!));
-      const thread = await deps.threads.get(run.thread_id);
-      await s.write(toJson(thread?.values ?? {}));
+      await s.write("\n");
+      await s.write(await answer);
     } finally {
       clearInterval(keepAlive);
-      deps.shutdown.removeEventListener("abort", onShutdown);
-      // Not awaited: the response ends now, the unsubscribe round trip follows.
-      sub.close().catch(() => {});
     }
   });
+}
+
+/** What /wait and /join answer once the run's stream ended. */
+async function waitAnswer(deps: AppDeps, run: Run, sub: Subscription): Promise<string> {
+  let lastValues: string | null = null;
+  let interrupt: string | null = null;
+  let error: string | null = null;
+  for await (const ev of sub) {
+    if (ev.event === "values") {
+      // A run that stops at an interrupt ends with {"__interrupt__": [...]}: merged into the values below.
+      if (ev.data.startsWith('{"__interrupt__":')) interrupt = ev.data;
+      else lastValues = ev.data;
+    } else if (ev.event === "error") error = ev.data;
+  }
+  if (error) return `{"__error__":${error}}`;
+  if (lastValues && interrupt) return JSON.stringify({ ...(JSON.parse(lastValues) as object), ...(JSON.parse(interrupt) as object) });
+  if (lastValues ?? interrupt) return (lastValues ?? interrupt)!;
+  const thread = await deps.threads.get(run.thread_id);
+  return toJson(thread?.values ?? {});
 }
