@@ -75,6 +75,14 @@ const MAX_BATCH_CHARS = 1 << 20;
  * already sent in a later call.
  */
 const SUBSCRIPTIONS_IN_FLIGHT = 4;
+/**
+ * A channel nobody here listens to any more stays subscribed this long, or until this many
+ * wait (a run publishes nothing after its end): its UNSUBSCRIBE then goes with the others, one
+ * command for many runs instead of a socket write per run, and a listener that comes back
+ * meanwhile (a join after a wait) finds it live.
+ */
+const UNSUBSCRIBE_AFTER_MS = 1_000;
+const MAX_UNSUBSCRIBE_BATCH = 256;
 /** How often a run event is sent again after its id collided with a later one. */
 const MAX_ID_RETRIES = 3;
 
@@ -112,7 +120,8 @@ interface Append {
  * with one script call on its way at a time: what is issued together, or while that call is
  * answered, goes in the next (a run's start: the thread's `running` and the run's
  * `metadata`; its end: its status, the thread's new state and the end marker; under load,
- * many runs' events). Channel subscriptions are gathered the same way.
+ * many runs' events). Channel subscriptions are gathered the same way; a channel left by its
+ * last listener is unsubscribed up to a second later, with the others left meanwhile.
  *
  * The previous id a message carries is the one this process issued just before on that log;
  * the script reads it from the log only on the process's first append to the log (several
@@ -132,6 +141,8 @@ export function createRedisBus(opts: {
   onError?: (err: unknown) => void;
   /** How many logs' last ids (runs and threads written by this process) are kept. */
   maxTrackedLogs?: number;
+  /** How long a channel left by its last listener stays subscribed (UNSUBSCRIBE_AFTER_MS). */
+  unsubscribeAfterMs?: number;
 }): RunStreamBus {
   const { client, prefix } = opts;
   const maxEvents = opts.maxEvents ?? 10_000;
@@ -196,15 +207,17 @@ export function createRedisBus(opts: {
     return subscriber;
   };
   /**
-   * Channels to subscribe and unsubscribe, sent as one SUBSCRIBE and one UNSUBSCRIBE once the
-   * current code yields, or once one of the pairs on their way is answered. A
-   * channel whose last listener left is unsubscribed only then: a listener that comes back
-   * before finds it live. A channel is never in both sets: one is queued for UNSUBSCRIBE only
-   * once its SUBSCRIBE answered.
+   * Channels to subscribe, sent as one SUBSCRIBE once the current code yields, or once one of
+   * the commands on their way is answered; channels to unsubscribe, sent as one UNSUBSCRIBE
+   * once due (UNSUBSCRIBE_AFTER_MS). A channel whose last listener left is unsubscribed only
+   * then: a listener that comes back before finds it live. A channel is never in both sets:
+   * one is queued for UNSUBSCRIBE only once its SUBSCRIBE answered.
    */
   let toSubscribe = new Set<string>();
   let subscribed: { promise: Promise<void>; resolve: () => void; reject: (err: unknown) => void } | null = null;
   const toUnsubscribe = new Set<string>();
+  let unsubscribeDue = false;
+  let unsubscribeTimer: NodeJS.Timeout | null = null;
   let subscriptionsSending = 0;
   const subscribeSoon = (channel: string): Promise<void> => {
     if (toUnsubscribe.delete(channel)) return Promise.resolve();
@@ -218,16 +231,32 @@ export function createRedisBus(opts: {
     }
     return subscribed.promise;
   };
-  const unsubscribeSoon = (channel: string) => {
+  const unsubscribeLater = (channel: string) => {
     toUnsubscribe.add(channel);
-    if (toUnsubscribe.size === 1) queueMicrotask(sendSubscriptions);
+    if (toUnsubscribe.size >= MAX_UNSUBSCRIBE_BATCH) {
+      unsubscribeDue = true;
+      queueMicrotask(sendSubscriptions);
+    } else {
+      unsubscribeTimer ??= setTimeout(() => {
+        unsubscribeTimer = null;
+        unsubscribeDue = true;
+        sendSubscriptions();
+      }, opts.unsubscribeAfterMs ?? UNSUBSCRIBE_AFTER_MS).unref();
+    }
   };
   function sendSubscriptions(): void {
-    if (subscriptionsSending >= SUBSCRIPTIONS_IN_FLIGHT || (toSubscribe.size === 0 && toUnsubscribe.size === 0)) return;
+    if (toUnsubscribe.size === 0) unsubscribeDue = false; // every channel came back meanwhile
+    const unsubscribing = unsubscribeDue && toUnsubscribe.size > 0;
+    if (subscriptionsSending >= SUBSCRIPTIONS_IN_FLIGHT || (toSubscribe.size === 0 && !unsubscribing)) return;
     const s = getSubscriber();
     const calls: Promise<unknown>[] = [];
-    if (toUnsubscribe.size > 0) calls.push(s.unsubscribe(...toUnsubscribe).catch(() => {}));
-    toUnsubscribe.clear();
+    if (unsubscribing) {
+      calls.push(s.unsubscribe(...toUnsubscribe).catch(() => {}));
+      toUnsubscribe.clear();
+      unsubscribeDue = false;
+      if (unsubscribeTimer) clearTimeout(unsubscribeTimer);
+      unsubscribeTimer = null;
+    }
     const batch = subscribed;
     if (batch && toSubscribe.size > 0) calls.push(s.subscribe(...toSubscribe).then(() => batch.resolve(), batch.reject));
     toSubscribe = new Set();
@@ -263,7 +292,7 @@ export function createRedisBus(opts: {
       throw err;
     }
     return async () => {
-      if (leave()) unsubscribeSoon(channel);
+      if (leave()) unsubscribeLater(channel);
     };
   };
 
@@ -526,6 +555,8 @@ export function createRedisBus(opts: {
       subscribed = null;
       toSubscribe.clear();
       toUnsubscribe.clear();
+      if (unsubscribeTimer) clearTimeout(unsubscribeTimer);
+      unsubscribeTimer = null;
       listeners.clear();
       liveSubs.clear();
       subscribing.clear();

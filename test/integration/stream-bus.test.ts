@@ -583,13 +583,39 @@ describe.skipIf(!hasRedis())(`redis bus${hasRedis() ? "" : ` (skipped: ${redisSk
     await bus.finish(runs[0]!);
     expect(datas(await collect(again))).toEqual(range(0, 1));
     await Promise.all(subs.slice(1).map((s) => s.close()));
-    // close() does not wait for the UNSUBSCRIBE: it is sent once the code yields.
+    // close() does not wait for the UNSUBSCRIBE: it is sent once due, with the others left meanwhile.
     const raw = client();
     const subscribers = async () => ((await raw.pubsub("NUMSUB", ...runs.slice(1).map((r) => `${prefix}run:${r}:ev`))) as unknown[]).filter((_, i) => i % 2 === 1).map(Number);
     await waitFor(async () => (await subscribers()).every((n) => n === 0));
     await mon.stop();
     expect(mon.count("subscribe")).toBe(1);
     expect(mon.count("unsubscribe")).toBe(1); // the two left last, together; the first never
+  });
+
+  it("channels left one after another are unsubscribed together once due; one joined again meanwhile stays subscribed without a command", async () => {
+    const prefix = `${uniquePrefix("unsubs")}:`;
+    const bus = createRedisBus({ client: client(), prefix, ttlSecs: 60, onError: () => {}, unsubscribeAfterMs: 300 });
+    buses.push(bus);
+    const runs = [uuidv7(), uuidv7(), uuidv7(), uuidv7()];
+    const raw = client();
+    const subscribers = async () =>
+      ((await raw.pubsub("NUMSUB", ...runs.map((r) => `${prefix}run:${r}:ev`))) as unknown[]).filter((_, i) => i % 2 === 1).map(Number);
+    const mon = await monitorPrefix(prefix);
+    const subs = await Promise.all(runs.map((run) => bus.subscribe(run, { after: "-1", fresh: true })));
+    for (const sub of subs) {
+      await sub.close();
+      await new Promise((r) => setTimeout(r, 30));
+    }
+    const back = await bus.subscribe(runs[3]!, { after: "-1" });
+    expect(await subscribers()).toEqual([1, 1, 1, 1]); // nothing sent yet
+    await waitFor(async () => (await subscribers()).join() === "0,0,0,1");
+    await bus.publish(runs[3]!, "values", JSON.stringify({ i: 0 }));
+    await bus.finish(runs[3]!);
+    expect(datas(await collect(back))).toEqual(range(0, 1));
+    await mon.stop();
+    expect(mon.count("subscribe")).toBe(1);
+    expect(mon.count("unsubscribe")).toBe(1);
+    await back.close();
   });
 
   it("a subscription opened while the channel's previous one is being unsubscribed gets exactly the events after its id", async () => {
