@@ -24,13 +24,17 @@ export function createRedisBell(client: Redis, channel: string, onError: (err: u
     const [count, told] = [owed, waiting];
     owed = 0;
     waiting = [];
-    client.publish(channel, `${self} ${count} 0`).then(
-      () => told.forEach((w) => w.resolve()),
-      (err: unknown) => told.forEach((w) => w.reject(err)),
-    ).finally(() => {
-      sending = false;
-      if (waiting.length > 0) send();
-    });
+    // Never throws synchronously: a stuck `sending` would hold every later ring (and run creation).
+    Promise.resolve()
+      .then(() => client.publish(channel, `${self} ${count} 0`))
+      .then(
+        () => told.forEach((w) => w.resolve()),
+        (err: unknown) => told.forEach((w) => w.reject(err)),
+      )
+      .finally(() => {
+        sending = false;
+        if (waiting.length > 0) send();
+      });
   };
 
   return {

@@ -54,9 +54,8 @@ export interface WritePipeline<W> {
  * How long a write that finds the pipeline idle waits for others before it is sent. A run's
  * steps that await no I/O write within a few milliseconds of CPU, but under load those are
  * spread over many event-loop turns: a short graph's whole run then still writes once, with its
- * outcome (take), instead of sending a group whose commit the run's end must wait for (with
- * 20 ms, a third of the trivial runs at concurrency 32 still did). A step that calls a model
- * takes far longer than this; its writes become visible this much later.
+ * outcome (take), instead of sending a group whose commit the run's end must wait for. A step
+ * that calls a model takes far longer than this; its writes become visible this much later.
  */
 export const LINGER_MS = 60;
 

@@ -2,8 +2,7 @@
  * The HTTP paths that only run on a real @hono/node-server listener (app.request() in the
  * other HTTP tests bypasses them): the request body limit checked on the Node request,
  * CORS headers set after the handler, and the single-stream /wait and SSE bodies
- * (keep-alive bytes, headers, client disconnect → on_disconnect=cancel, a plain body when
- * the answer comes before the first keep-alive).
+ * (keep-alive bytes, headers, client disconnect → on_disconnect=cancel).
  */
 import { request as httpRequest } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -124,33 +123,25 @@ describe("HTTP on a Node listener", () => {
     return status;
   };
 
-  it("an answer ready before the first keep-alive is a plain response: Content-Length, not chunked", async () => {
+  it("on_disconnect=cancel on /wait of a run queued behind another cancels it for good: it never starts", async () => {
     const thread = await newThread();
-    const body = JSON.stringify({ assistant_id: "slow", input: {} });
-    const created = JSON.parse((await raw(url, "POST", `/threads/${thread.thread_id}/runs`, { body: [body] })).body) as { run_id: string };
-    expect(await waitForStatus(thread.thread_id, created.run_id, "success")).toBe("success");
-    const join = await raw(url, "GET", `/threads/${thread.thread_id}/runs/${created.run_id}/join`);
-    expect(join.status).toBe(200);
-    expect(join.headers["content-type"]).toBe("application/json");
-    expect(join.headers["transfer-encoding"]).toBeUndefined();
-    expect(Number(join.headers["content-length"])).toBe(Buffer.byteLength(join.body));
-    expect(join.body).toBe('{"steps":["start","slept"]}');
-  });
-
-  it("on_disconnect=cancel on /wait interrupts the run when the client goes away before any byte came back", async () => {
-    const thread = await newThread();
-    const req = httpRequest(`${url}/threads/${thread.thread_id}/runs/wait`, { method: "POST", headers: { "Content-Type": "application/json" } });
-    req.on("error", () => {});
-    req.end(JSON.stringify({ assistant_id: "slow", input: {}, on_disconnect: "cancel" }));
-    // Gone before the first keep-alive (200 ms): no header was sent yet.
-    let runId = "";
-    for (const until = Date.now() + 5_000; !runId && Date.now() < until; ) {
-      const runs = JSON.parse((await raw(url, "GET", `/threads/${thread.thread_id}/runs`)).body) as Array<{ run_id: string }>;
-      runId = runs[0]?.run_id ?? "";
-    }
-    req.destroy();
-    expect(runId).not.toBe("");
-    expect(await waitForStatus(thread.thread_id, runId, "interrupted")).toBe("interrupted");
+    const body = (extra: object) => JSON.stringify({ assistant_id: "slow", input: {}, ...extra });
+    const first = JSON.parse((await raw(url, "POST", `/threads/${thread.thread_id}/runs`, { body: [body({})] })).body) as { run_id: string };
+    const controller = new AbortController();
+    const res = await fetch(`${url}/threads/${thread.thread_id}/runs/wait`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: body({ multitask_strategy: "enqueue", on_disconnect: "cancel" }),
+      signal: controller.signal,
+    });
+    expect(res.status).toBe(200);
+    const queued = res.headers.get("Content-Location")!.split("/").at(-1)!;
+    expect(await runStatus(thread.thread_id, queued)).toBe("pending");
+    controller.abort();
+    expect(await waitForStatus(thread.thread_id, queued, "interrupted")).toBe("interrupted");
+    expect(await waitForStatus(thread.thread_id, first.run_id, "success")).toBe("success");
+    await new Promise((r) => setTimeout(r, 300));
+    expect(await runStatus(thread.thread_id, queued)).toBe("interrupted");
   });
 
   it("on_disconnect=cancel on /wait interrupts the run when the client goes away", async () => {

@@ -301,7 +301,8 @@ describe.skipIf(!hasRedis())(`redis${hasRedis() ? "" : ` (skipped: ${redisSkipRe
       await Promise.all([...first, ...later, ringer.ring(1, 60_000)]);
       await waitFor(() => heard.reduce((n, [c]) => n + c, 0) === 24, 5_000, "every ring heard");
       await sleep(100);
-      expect(heard).toEqual([[3, 0], [1, 60_000], [20, 0]]);
+      expect(heard.filter(([, delay]) => delay === 0)).toEqual([[3, 0], [20, 0]]);
+      expect(heard.filter(([, delay]) => delay > 0)).toEqual([[1, 60_000]]);
     } finally {
       await Promise.all([ringer.close(), listener.close()]);
     }

@@ -594,7 +594,7 @@ describe.skipIf(!hasRedis())(`redis bus${hasRedis() ? "" : ` (skipped: ${redisSk
 
   it("channels left one after another are unsubscribed together once due; one joined again meanwhile stays subscribed without a command", async () => {
     const prefix = `${uniquePrefix("unsubs")}:`;
-    const bus = createRedisBus({ client: client(), prefix, ttlSecs: 60, onError: () => {}, unsubscribeAfterMs: 300 });
+    const bus = createRedisBus({ client: client(), prefix, ttlSecs: 60, onError: () => {}, unsubscribeAfterMs: 1_500 });
     buses.push(bus);
     const runs = [uuidv7(), uuidv7(), uuidv7(), uuidv7()];
     const raw = client();
@@ -604,7 +604,7 @@ describe.skipIf(!hasRedis())(`redis bus${hasRedis() ? "" : ` (skipped: ${redisSk
     const subs = await Promise.all(runs.map((run) => bus.subscribe(run, { after: "-1", fresh: true })));
     for (const sub of subs) {
       await sub.close();
-      await new Promise((r) => setTimeout(r, 30));
+      await new Promise((r) => setTimeout(r, 10));
     }
     const back = await bus.subscribe(runs[3]!, { after: "-1" });
     expect(await subscribers()).toEqual([1, 1, 1, 1]); // nothing sent yet

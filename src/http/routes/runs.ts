@@ -205,7 +205,7 @@ async function streamNewRun(c: Context, threadId: string | null, b: Parameters<t
     headers: { "Content-Location": path, Location: `${path}/stream` },
     heartbeatMs: deps.sseHeartbeatMs,
     shutdown: deps.shutdown,
-    onDisconnect: b.on_disconnect === "cancel" ? () => void deps.bus.sendControl(run.run_id, "interrupt") : undefined,
+    onDisconnect: b.on_disconnect === "cancel" ? () => cancelOnLeave(deps, run.run_id) : undefined,
   });
 }
 
@@ -227,7 +227,7 @@ async function joinStream(c: Context, run: Run, stateless: boolean) {
     headers: { "Content-Location": path, Location: `${path}/stream` },
     heartbeatMs: deps.sseHeartbeatMs,
     shutdown: deps.shutdown,
-    onDisconnect: q.cancel_on_disconnect ? () => void deps.bus.sendControl(run.run_id, "interrupt") : undefined,
+    onDisconnect: q.cancel_on_disconnect ? () => cancelOnLeave(deps, run.run_id) : undefined,
   });
 }
 
@@ -249,47 +249,41 @@ async function stopIfEnded(c: Context, run: Run, sub: Subscription) {
 }
 
 /**
- * The /wait and /join body: the final state values, or `{"__error__": ...}` if the run failed.
- * A run that ends before the first keep-alive is due gets a plain response (headers and body
- * in one write); a longer one gets whitespace keep-alives until its answer.
+ * The /wait and /join body: whitespace keep-alives while the run executes, then the final
+ * state values, or `{"__error__": ...}` if the run failed. The headers go at once (the SDKs
+ * learn the run from Content-Location, and the Python one reconnects through Location).
  */
-async function waitBody(c: Context, run: Run, sub: Subscription, cancelOnDisconnect: boolean): Promise<Response> {
+function waitBody(c: Context, run: Run, sub: Subscription, cancelOnDisconnect: boolean) {
   const deps = c.var.deps;
   c.header("Content-Type", "application/json");
-  let answered = false;
-  let left = false;
-  const leave = () => {
-    if (left) return;
-    left = true;
-    if (!answered && cancelOnDisconnect) void deps.bus.sendControl(run.run_id, "interrupt");
-    void sub.close();
-  };
-  const onShutdown = () => void sub.close();
-  deps.shutdown.addEventListener("abort", onShutdown, { once: true });
-  // The client going away before any byte was sent (the response is not started yet).
-  const request = c.req.raw.signal;
-  request.addEventListener("abort", leave, { once: true });
-  const answer = waitAnswer(deps, run, sub).finally(() => {
-    answered = true;
-    deps.shutdown.removeEventListener("abort", onShutdown);
-    request.removeEventListener("abort", leave);
-    // Not awaited: the response ends now, the unsubscribe round trip follows.
-    sub.close().catch(() => {});
-  });
-  let timer: NodeJS.Timeout | undefined;
-  const due = new Promise<null>((resolve) => (timer = setTimeout(resolve, deps.sseHeartbeatMs, null)));
-  const early = await Promise.race([answer, due]).finally(() => clearTimeout(timer));
-  if (early !== null) return c.body(early);
   return streamBody(c, async (s) => {
-    s.onAbort(leave);
-    const keepAlive = setInterval(() => void s.write("\n").catch(leave), deps.sseHeartbeatMs);
+    let answered = false;
+    s.onAbort(() => {
+      if (!answered && cancelOnDisconnect) cancelOnLeave(deps, run.run_id);
+      void sub.close();
+    });
+    const onShutdown = () => void sub.close();
+    deps.shutdown.addEventListener("abort", onShutdown, { once: true });
+    const keepAlive = setInterval(() => void s.write("\n"), deps.sseHeartbeatMs);
     try {
-      await s.write("\n");
-      await s.write(await answer);
+      const answer = await waitAnswer(deps, run, sub);
+      answered = true;
+      await s.write(answer);
     } finally {
       clearInterval(keepAlive);
+      deps.shutdown.removeEventListener("abort", onShutdown);
+      // Not awaited: the response ends now, the unsubscribe round trip follows.
+      sub.close().catch(() => {});
     }
   });
+}
+
+/**
+ * on_disconnect=cancel: the run is interrupted as by POST .../cancel, durably (one still
+ * pending behind another run of its thread never starts), never throwing from a callback.
+ */
+function cancelOnLeave(deps: AppDeps, runId: string): void {
+  cancelRuns(deps, [runId], "interrupt").catch((err: unknown) => deps.logger.warn({ err, run_id: runId }, "cancel on disconnect failed"));
 }
 
 /** What /wait and /join answer once the run's stream ended. */
