@@ -15,7 +15,7 @@ import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { parseArgs } from "node:util";
 import pg from "pg";
-import { pgDelta, pgSnapshot, redisCommandStats, redisDelta, settleStats, startInfra } from "./lib/infra.js";
+import { checkpoint, pgDelta, pgSnapshot, redisCommandStats, redisDelta, settleStats, startInfra } from "./lib/infra.js";
 import type { Infra, PgSnapshot } from "./lib/infra.js";
 import { closedLoop, monitor } from "./lib/load.js";
 import type { ResourceReport } from "./lib/load.js";
@@ -204,6 +204,7 @@ class Bench {
       maxDurationMs: Math.max(p.durationS ?? 0, this.o.maxDurationS) * 1000,
       setup: async () => (p.mode === "stateless" ? "" : t.ops.newThread()),
       beforeStart: async () => {
+        await checkpoint(this.infra);
         if (t.db) {
           if (p.settle) await settleStats();
           pgBefore = await pgSnapshot(this.infra, t.db);
@@ -329,6 +330,7 @@ class Bench {
       );
     };
     log(`background ${t.id}: ${n} runs on distinct threads`);
+    await checkpoint(this.infra);
     if (t.kind === "floor") {
       // The floor: the same runs executed in process, as many at a time as a worker would.
       const mon = monitor(g.cpu, g.rss, this.cores);

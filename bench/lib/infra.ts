@@ -39,7 +39,7 @@ export async function startInfra(opts: InfraOptions): Promise<Infra> {
   admin.on("error", () => {});
   await admin.query("CREATE EXTENSION IF NOT EXISTS pg_stat_statements");
   const settings: Record<string, string> = {};
-  for (const name of ["server_version", "fsync", "synchronous_commit", "full_page_writes", "shared_buffers", "max_connections", "wal_level"]) {
+  for (const name of ["server_version", "fsync", "synchronous_commit", "full_page_writes", "shared_buffers", "max_connections", "wal_level", "checkpoint_timeout", "max_wal_size"]) {
     const { rows } = await admin.query<{ v: string }>(`SELECT current_setting($1) AS v`, [name]);
     settings[name] = rows[0]?.v ?? "?";
   }
@@ -95,6 +95,9 @@ async function startPostgres(opts: InfraOptions): Promise<{ uri: string; dataDir
     "-c", "shared_preload_libraries=pg_stat_statements",
     "-c", "pg_stat_statements.track=all",
     "-c", "pg_stat_statements.max=10000",
+    // Checkpoints come from the bench, before each point (checkpoint()), not every 5 minutes
+    // in whichever target's window happens to be running.
+    "-c", "checkpoint_timeout=30min",
     ...(opts.pgUnsafe ? ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"] : []),
   ];
   const base = {
@@ -216,6 +219,16 @@ export async function pgSnapshot(infra: Infra, db: string): Promise<PgSnapshot> 
     } else statements.set(r.queryid, v);
   }
   return { at: Date.now(), walLsn: lsn[0]?.lsn ?? "0/0", db: dbc, relBytes, dbBytes: Number(row.size ?? 0), statements };
+}
+
+/**
+ * A PostgreSQL checkpoint now. Made before every point, whatever the target, so each starts
+ * from the same state: after a checkpoint the first change to each page writes the whole page
+ * to the WAL, and a timed checkpoint falling inside one target's window (WAL per run 30-60%
+ * higher, p99 several times higher) skewed that target's figures against the others'.
+ */
+export async function checkpoint(infra: Infra): Promise<void> {
+  await infra.admin.query("CHECKPOINT");
 }
 
 /** Waits out PostgreSQL's per-backend stats flush (PGSTAT_IDLE_INTERVAL is 10 s). */
