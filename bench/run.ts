@@ -204,7 +204,6 @@ class Bench {
       maxDurationMs: Math.max(p.durationS ?? 0, this.o.maxDurationS) * 1000,
       setup: async () => (p.mode === "stateless" ? "" : t.ops.newThread()),
       beforeStart: async () => {
-        await checkpoint(this.infra);
         if (t.db) {
           if (p.settle) await settleStats();
           pgBefore = await pgSnapshot(this.infra, t.db);
@@ -330,7 +329,6 @@ class Bench {
       );
     };
     log(`background ${t.id}: ${n} runs on distinct threads`);
-    await checkpoint(this.infra);
     if (t.kind === "floor") {
       // The floor: the same runs executed in process, as many at a time as a worker would.
       const mon = monitor(g.cpu, g.rss, this.cores);
@@ -598,6 +596,7 @@ async function main(): Promise<void> {
   log(`work dir ${workDir}; questions ${o.questions.join(", ")}`);
   const m = machineInfo();
   const infra = await startInfra({ pgUnsafe: o.pgUnsafe, workDir });
+  await checkpoint(infra);
   const redisVersion = /redis_version:(\S+)/.exec(await infra.redis.info("server"))?.[1] ?? "?";
   const b = new Bench(o, infra, workDir);
   b.results = {
