@@ -333,6 +333,21 @@ describe.skipIf(!hasRedis())(`redis bus${hasRedis() ? "" : ` (skipped: ${redisSk
     clients.push(c);
     return c;
   };
+  /**
+   * A MONITOR connection, once monitoring. Not ioredis' monitor(): it marks the connection as
+   * monitoring only a tick after MONITOR's OK, so a line of another client's traffic read in the
+   * same chunk (other test files share this Redis) is taken for a reply and fails it with
+   * "Command queue state error". Such a line comes before our commands: it is dropped.
+   */
+  const openMonitor = async (): Promise<Redis> => {
+    const monitor = new Redis(redisUri(), { monitor: true, lazyConnect: true });
+    monitor.on("error", () => {});
+    clients.push(monitor);
+    const monitoring = new Promise((resolve) => monitor.once("monitoring", resolve));
+    await monitor.connect();
+    await monitoring;
+    return monitor;
+  };
   const makeBus = (prefix: string, ttlSecs = 60, connectionName?: string) => {
     const b = createRedisBus({ client: client(connectionName), prefix, ttlSecs, onError: () => {} });
     buses.push(b);
@@ -394,7 +409,7 @@ describe.skipIf(!hasRedis())(`redis bus${hasRedis() ? "" : ` (skipped: ${redisSk
     const bus = makeBus(prefix, 120);
     const stream = `thread:${uuidv7()}`;
     const key = `${prefix}run:${stream}:log`;
-    const monitor = await client().monitor();
+    const monitor = await openMonitor();
     const calls: string[][] = [];
     monitor.on("monitor", (_time: string, args: string[]) => {
       if (args.includes(key) && /^eval/i.test(args[0] ?? "")) calls.push(args);
@@ -427,7 +442,7 @@ describe.skipIf(!hasRedis())(`redis bus${hasRedis() ? "" : ` (skipped: ${redisSk
 
   /** Commands Redis ran (scripts' inner ones included) that touch keys or channels under `prefix`. */
   const monitorPrefix = async (prefix: string) => {
-    const monitor = await client().monitor();
+    const monitor = await openMonitor();
     const seen: string[] = [];
     monitor.on("monitor", (_time: string, args: string[]) => {
       if (args.slice(1).some((a) => String(a).startsWith(prefix))) seen.push(String(args[0]).toLowerCase());
@@ -465,7 +480,7 @@ describe.skipIf(!hasRedis())(`redis bus${hasRedis() ? "" : ` (skipped: ${redisSk
 
   /** The keys each XADD Redis ran touched, in order, and how many script calls it received, under `prefix`. */
   const monitorAppends = async (prefix: string) => {
-    const monitor = await client().monitor();
+    const monitor = await openMonitor();
     const xadds: string[] = [];
     let calls = 0;
     monitor.on("monitor", (_time: string, args: string[]) => {
