@@ -193,9 +193,13 @@ export function createRedisBus(opts: {
       // PSUBSCRIBE by the time "ready" fires; once a PING behind it answers, the channels are
       // live again. Events published while the connection was down never arrive by pub/sub,
       // and the last of them may be the end of the run: read them from each open
-      // subscription's log.
+      // subscription's log. The first "ready" is the first connection: nothing was lost (a
+      // catch-up then only cost a needless XRANGE per subscription being opened).
+      let connectedBefore = false;
       s.on("ready", () => {
-        if (resyncs.size === 0) return;
+        const reconnected = connectedBefore;
+        connectedBefore = true;
+        if (!reconnected || resyncs.size === 0) return;
         s.ping().then(
           () => {
             for (const r of resyncs) r.catchUp();
