@@ -14,39 +14,26 @@ export function createRedisBell(client: Redis, channel: string, onError: (err: u
   const local = new Set<(count: number, delayMs: number) => void>();
   let subscriber: Redis | null = null;
   let closed = false;
-  /** Runs announced for now and not sent yet, and who waits for that message. */
+  /** Runs announced for now and not sent yet; the message that will carry them; the one on its way. */
   let owed = 0;
-  let waiting: Array<{ resolve: () => void; reject: (err: unknown) => void }> = [];
-  let sending = false;
-
-  const send = () => {
-    sending = true;
-    const [count, told] = [owed, waiting];
-    owed = 0;
-    waiting = [];
-    // Never throws synchronously: a stuck `sending` would hold every later ring (and run creation).
-    Promise.resolve()
-      .then(() => client.publish(channel, `${self} ${count} 0`))
-      .then(
-        () => told.forEach((w) => w.resolve()),
-        (err: unknown) => told.forEach((w) => w.reject(err)),
-      )
-      .finally(() => {
-        sending = false;
-        if (waiting.length > 0) send();
-      });
-  };
+  let next: Promise<void> | null = null;
+  let onItsWay: Promise<unknown> = Promise.resolve();
 
   return {
     async ring(count, delayMs) {
       for (const l of local) l(count, delayMs);
       if (delayMs > 0) return void (await client.publish(channel, `${self} ${count} ${delayMs}`));
       owed += count;
-      await new Promise<void>((resolve, reject) => {
-        waiting.push({ resolve, reject });
-        // Rings of the same turn go together.
-        if (!sending && waiting.length === 1) queueMicrotask(() => !sending && waiting.length > 0 && send());
+      // Sent once the message before it is answered, with every ring that came meanwhile
+      // (those of the same turn included).
+      next ??= onItsWay.then(async () => {
+        next = null;
+        const n = owed;
+        owed = 0;
+        await client.publish(channel, `${self} ${n} 0`);
       });
+      onItsWay = next.catch(() => {});
+      await next;
     },
     async listen(onRing) {
       local.add(onRing);

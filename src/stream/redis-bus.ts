@@ -69,8 +69,7 @@ const APPEND_SHA = createHash("sha1").update(APPEND_SCRIPT).digest("hex");
 const MAX_BATCH_EVENTS = 256;
 const MAX_BATCH_CHARS = 1 << 20;
 /**
- * SUBSCRIBE / UNSUBSCRIBE pairs on their way at once (a run's creation waits for its
- * SUBSCRIBE). Appends have one script call on their way at a time: with several, a run event
+ * SUBSCRIBEs on their way at once (a run's creation waits for its SUBSCRIBE). Appends have one script call on their way at a time: with several, a run event
  * refused for its id (another writer's later one) could land after that run's next event,
  * already sent in a later call.
  */
@@ -220,7 +219,6 @@ export function createRedisBus(opts: {
   let toSubscribe = new Set<string>();
   let subscribed: { promise: Promise<void>; resolve: () => void; reject: (err: unknown) => void } | null = null;
   const toUnsubscribe = new Set<string>();
-  let unsubscribeDue = false;
   let unsubscribeTimer: NodeJS.Timeout | null = null;
   let subscriptionsSending = 0;
   const subscribeSoon = (channel: string): Promise<void> => {
@@ -237,36 +235,25 @@ export function createRedisBus(opts: {
   };
   const unsubscribeLater = (channel: string) => {
     toUnsubscribe.add(channel);
-    if (toUnsubscribe.size >= MAX_UNSUBSCRIBE_BATCH) {
-      unsubscribeDue = true;
-      queueMicrotask(sendSubscriptions);
-    } else {
-      unsubscribeTimer ??= setTimeout(() => {
-        unsubscribeTimer = null;
-        unsubscribeDue = true;
-        sendSubscriptions();
-      }, opts.unsubscribeAfterMs ?? UNSUBSCRIBE_AFTER_MS).unref();
-    }
+    if (toUnsubscribe.size >= MAX_UNSUBSCRIBE_BATCH) unsubscribeNow();
+    else unsubscribeTimer ??= setTimeout(unsubscribeNow, opts.unsubscribeAfterMs ?? UNSUBSCRIBE_AFTER_MS).unref();
   };
+  /** One UNSUBSCRIBE for every channel left (none if every one came back meanwhile). */
+  function unsubscribeNow(): void {
+    if (unsubscribeTimer) clearTimeout(unsubscribeTimer);
+    unsubscribeTimer = null;
+    if (toUnsubscribe.size === 0) return;
+    void getSubscriber().unsubscribe(...toUnsubscribe).catch(() => {});
+    toUnsubscribe.clear();
+  }
   function sendSubscriptions(): void {
-    if (toUnsubscribe.size === 0) unsubscribeDue = false; // every channel came back meanwhile
-    const unsubscribing = unsubscribeDue && toUnsubscribe.size > 0;
-    if (subscriptionsSending >= SUBSCRIPTIONS_IN_FLIGHT || (toSubscribe.size === 0 && !unsubscribing)) return;
-    const s = getSubscriber();
-    const calls: Promise<unknown>[] = [];
-    if (unsubscribing) {
-      calls.push(s.unsubscribe(...toUnsubscribe).catch(() => {}));
-      toUnsubscribe.clear();
-      unsubscribeDue = false;
-      if (unsubscribeTimer) clearTimeout(unsubscribeTimer);
-      unsubscribeTimer = null;
-    }
-    const batch = subscribed;
-    if (batch && toSubscribe.size > 0) calls.push(s.subscribe(...toSubscribe).then(() => batch.resolve(), batch.reject));
+    if (subscriptionsSending >= SUBSCRIPTIONS_IN_FLIGHT || toSubscribe.size === 0) return;
+    const batch = subscribed!;
+    const sent = getSubscriber().subscribe(...toSubscribe).then(() => batch.resolve(), batch.reject);
     toSubscribe = new Set();
     subscribed = null;
     subscriptionsSending++;
-    void Promise.all(calls).finally(() => {
+    void sent.finally(() => {
       subscriptionsSending--;
       sendSubscriptions();
     });
