@@ -26,6 +26,10 @@ import { EventQueue } from "./event-queue.js";
  * caller moves its clock past <last> and sends it again; "!<error>" refused. After a refusal
  * every later event of the batch on that log gets the same answer unwritten, so a log never
  * receives a batch's events out of order. An event is published only if its XADD succeeded.
+ * A run event whose id the log already holds with the same event and data is answered "=<id>"
+ * as written, and not published again: ioredis re-sends a call left unanswered when its
+ * connection dropped, and Redis may have run it already; sent again with a new id, its events
+ * would be in the log twice.
  */
 const APPEND_SCRIPT = `
 local maxlen, rolling_ttl = ARGV[1], ARGV[2]
@@ -35,6 +39,10 @@ local function last_id(log)
   if last.err then return nil, last.err end
   if last[1] then return last[1][1] end
   return '0-0'
+end
+local function written(log, id, event, data)
+  local at = redis.call('XRANGE', log, id, id)
+  return at[1] ~= nil and at[1][2][2] == event and at[1][2][4] == data
 end
 for i = 1, (#ARGV - 2) / 6 do
   local a = 2 + (i - 1) * 6
@@ -46,7 +54,10 @@ for i = 1, (#ARGV - 2) / 6 do
     local first, err = false, nil
     if last_of[log] then prev = last_of[log] elseif prev == '' then first = true; prev, err = last_id(log) end
     local added = err and { err = err } or redis.pcall('XADD', log, 'MAXLEN', '~', maxlen, id, 'e', event, 'd', data)
-    if type(added) == 'table' then
+    if type(added) == 'table' and kind == 'r' and string.find(added.err, 'equal or smaller', 1, true) and written(log, id, event, data) then
+      last_of[log] = id
+      answers[i] = '=' .. id
+    elseif type(added) == 'table' then
       local last = kind == 'r' and string.find(added.err, 'equal or smaller', 1, true) and last_id(log)
       refused[log] = last and ('?' .. last) or ('!' .. added.err)
       answers[i] = refused[log]

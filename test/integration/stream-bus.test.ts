@@ -571,6 +571,31 @@ describe.skipIf(!hasRedis())(`redis bus${hasRedis() ? "" : ` (skipped: ${redisSk
     expect(datas(await collect(await bus.subscribe(run, { after: "-1" })))).toEqual(range(0, 4));
   });
 
+  it("a script call run twice (ioredis re-sends a call left unanswered by a dropped connection) writes each run event once", async () => {
+    const prefix = `${uniquePrefix("resent")}:`;
+    const c = client();
+    // Every call reaches Redis twice, the first answer lost: what a re-sent call does once Redis had run it.
+    for (const name of ["evalsha", "eval"] as const) {
+      const call = (c[name] as (...a: unknown[]) => Promise<unknown>).bind(c);
+      (c as unknown as Record<string, unknown>)[name] = async (...a: unknown[]) => {
+        await call(...a).catch(() => {});
+        return call(...a);
+      };
+    }
+    const bus = createRedisBus({ client: c, prefix, ttlSecs: 60, onError: () => {} });
+    buses.push(bus);
+    const run = uuidv7();
+    const live = collect(await bus.subscribe(run, { after: "-1" }));
+    const together = await Promise.all([0, 1, 2].map((i) => bus.publish(run, "values", JSON.stringify({ i }))));
+    const alone = await publishN(bus, run, 3, 5);
+    await bus.finish(run);
+    const evs = await live;
+    expect(datas(evs)).toEqual(range(0, 5));
+    expect(evs.map((e) => e.id)).toEqual([...together, ...alone]);
+    expect(await client().xlen(`${prefix}run:${run}:log`)).toBe(6); // with the end marker
+    expect(datas(await collect(await bus.subscribe(run, { after: "-1" })))).toEqual(range(0, 5));
+  });
+
   it("an event refused by Redis fails alone: the other logs' events of its call land", async () => {
     const prefix = `${uniquePrefix("refused")}:`;
     const bus = makeBus(prefix);
