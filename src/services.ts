@@ -7,7 +7,7 @@ import { createWorker } from "./executor/worker.js";
 import type { WorkerDeps } from "./executor/worker.js";
 import type { StoreIndex } from "./graphs/embeddings.js";
 import type { GraphRegistry } from "./graphs/registry.js";
-import type { AppDeps } from "./http/deps.js";
+import type { AppDeps, PoolStat } from "./http/deps.js";
 import { createRunAuthorized } from "./http/run-auth.js";
 import { prepareRun } from "./http/run-create.js";
 import type { Logger } from "./lib/logger.js";
@@ -64,12 +64,18 @@ export function buildServices(x: ServiceInputs) {
   const auth = x.auth ?? null;
   // Graphs read and write the same store as the /store routes.
   x.graphs.useStore(createGraphStore(store));
+  const poolStats = (): PoolStat[] => [{ pool: "api", max: x.sql.options.max }, { pool: "checkpointer", ...x.checkpointer.poolStats() }];
+  const checkDb = async () => void (await x.sql`SELECT 1`);
   return {
     assistants,
     threads,
     runs,
     checkpoints,
     store,
+    /** Database pool sizes (GET /metrics of the API and of a worker). */
+    poolStats,
+    /** A `SELECT 1` on our pool (GET /ok?check_db=1). */
+    checkDb,
     /**
      * The TTL sweeper (expired threads and store items). Built here, started
      * by the caller: `const s = services.ttlSweeper({intervalMs}); s.start();`
@@ -115,8 +121,8 @@ export function buildServices(x: ServiceInputs) {
       truncate: createTruncateRepo(x.sql),
       crons,
       auth,
-      poolStats: () => [{ pool: "api", max: x.sql.options.max }, { pool: "checkpointer", ...x.checkpointer.poolStats() }],
-      checkDb: async () => void (await x.sql`SELECT 1`),
+      poolStats,
+      checkDb,
       ...tuning,
     }),
   };

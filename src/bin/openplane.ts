@@ -11,6 +11,7 @@ import { createTracing } from "../executor/tracing.js";
 import { loadStoreIndex, StoreIndexError } from "../graphs/embeddings.js";
 import { createGraphRegistry } from "../graphs/registry.js";
 import { createApp } from "../http/app.js";
+import { createWorkerApp } from "../http/worker-app.js";
 import { installShutdown } from "../lifecycle/shutdown.js";
 import { createLogger } from "../lib/logger.js";
 import type { Logger } from "../lib/logger.js";
@@ -171,12 +172,28 @@ async function run(
       tracing: config.tracing ? createTracing(config.tracing) : null,
     });
     setWorker(worker);
+    let url: string | undefined;
+    if (args.command === "worker") {
+      // The worker's own /ok and /metrics, bound before it claims a run: a taken port fails
+      // start-up with nothing in flight. /ok is 503 until the worker is active.
+      const redis = stores.redis;
+      const app = createWorkerApp({
+        state: () => worker.state,
+        stores: [{ name: "PostgreSQL", check: services.checkDb }, ...(redis ? [{ name: "Redis", check: () => redis.ping() }] : [])],
+        poolStats: services.poolStats,
+        logger,
+        mountPrefix: config.http.mountPrefix,
+      });
+      const server = await listen(app.fetch, args.host, args.port);
+      setServer(server);
+      url = `http://${args.host}:${boundPort(server, args.port)}`;
+    }
     await worker.start();
     // Crons fire where runs execute: schedulers rebuilt from PostgreSQL, then consumed.
     const cronScheduler = services.cronScheduler();
     await cronScheduler.start();
     releasers.add("cron scheduler", () => cronScheduler.stop());
-    logger.info({ concurrency: config.nJobsPerWorker, owner: worker.owner }, "worker started");
+    logger.info({ concurrency: config.nJobsPerWorker, owner: worker.owner, url }, "worker started");
   }
   if (args.command === "worker") return;
 
@@ -192,8 +209,7 @@ async function run(
   );
   const server = await listen(app.fetch, args.host, args.port);
   setServer(server);
-  const addr = server.address();
-  const port = typeof addr === "object" && addr ? addr.port : args.port;
+  const port = boundPort(server, args.port);
   selfUrl = `http://${args.host === "0.0.0.0" || args.host === "::" ? "127.0.0.1" : args.host}:${port}`;
   logger.info(
     { url: `http://${args.host}:${port}`, graphs: [...graphs.ids], postgres: stores.embedded ? "embedded" : "external", redis: stores.redis ? "external" : "none" },
@@ -208,6 +224,12 @@ function listen(fetch: (req: Request) => Response | Promise<Response>, host: str
       reject(err.code === "EADDRINUSE" ? new Error(`port ${port} on ${host} is already in use (choose another with --port)`) : err),
     );
   });
+}
+
+/** The port actually bound (differs from `asked` for --port 0). */
+function boundPort(server: ServerType, asked: number): number {
+  const addr = server.address();
+  return typeof addr === "object" && addr ? addr.port : asked;
 }
 
 /** Stops accepting connections; open streams end via the shutdown signal; stragglers are cut at the deadline. */

@@ -23,7 +23,8 @@ Commands:
             plane's or a manifest's deployments), and the stores (embedded
             PostgreSQL when no POSTGRES_URI is set). Default.
   serve     Run the LangGraph API server (also runs N_JOBS_PER_WORKER workers).
-  worker    Run queue workers only (needs REDIS_URI for streams and cancel).
+  worker    Run queue workers only (needs REDIS_URI for streams and cancel);
+            serves only /ok and /metrics.
   migrate   Apply database migrations and exit.
 
 Options:
@@ -45,10 +46,12 @@ stay in process. See docs/listener.md.`,
   serve: `Usage: openplane serve [--config ./langgraph.json] [--port 2024] [--host 127.0.0.1]
 
 Runs the LangGraph API server. Set N_JOBS_PER_WORKER=0 for an API-only process.`,
-  worker: `Usage: openplane worker [--config ./langgraph.json]
+  worker: `Usage: openplane worker [--config ./langgraph.json] [--port 2024] [--host 127.0.0.1]
 
 Consumes the run queue and executes runs (N_JOBS_PER_WORKER at a time).
-Requires REDIS_URI so API processes can stream and cancel its runs.`,
+Requires REDIS_URI so API processes can stream and cancel its runs.
+Serves health on --port: GET /ok (503 once draining; ?check_db=1 also checks
+PostgreSQL and Redis) and GET /metrics.`,
   migrate: `Usage: openplane migrate
 
 Applies pending database migrations (ours and the checkpointer's) and exits.`,

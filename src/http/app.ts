@@ -103,7 +103,7 @@ export function createApp(deps: AppDeps): Hono {
 }
 
 /** "/api/" → "/api"; "" and "/" → "" (no prefix). */
-function normalizePrefix(p: string): string {
+export function normalizePrefix(p: string): string {
   const trimmed = p.trim().replace(/\/+$/, "");
   if (!trimmed) return "";
   return trimmed.startsWith("/") ? trimmed : `/${trimmed}`;

@@ -1,4 +1,4 @@
-import type { Context, MiddlewareHandler } from "hono";
+import type { Context, Handler, MiddlewareHandler } from "hono";
 import { routePath } from "hono/route";
 import client from "prom-client";
 import { RUN_STATUSES } from "../domain/run.js";
@@ -8,9 +8,11 @@ import type { AppDeps } from "./deps.js";
  * Prometheus metrics for one app. Each app has its own registry (tests build
  * several apps in one process). HTTP metrics are labelled by route template
  * (`/threads/:thread_id`), never by raw path, so ids cannot blow up the
- * series count. Run and queue gauges are read from Postgres at scrape time.
+ * series count. Run and queue gauges are read from Postgres at scrape time,
+ * only where `stats` is given: they count the whole database, so a worker
+ * process leaves them to the API (summing them over pods would multiply them).
  */
-export function createMetrics(deps: Pick<AppDeps, "stats" | "poolStats">) {
+export function createMetrics(deps: { stats?: AppDeps["stats"] | undefined; poolStats: AppDeps["poolStats"] }) {
   const registry = new client.Registry();
   client.collectDefaultMetrics({ register: registry, prefix: "openplane_" });
   const labelNames = ["method", "route", "status"] as const;
@@ -27,23 +29,29 @@ export function createMetrics(deps: Pick<AppDeps, "stats" | "poolStats">) {
     buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
     registers: [registry],
   });
-  const runs = new client.Gauge({
-    name: "openplane_runs",
-    help: "Runs in the database, by status",
-    labelNames: ["status"],
-    registers: [registry],
-  });
-  const queue = new client.Gauge({
-    name: "openplane_run_queue_depth",
-    help: "Runs waiting (pending and due) or executing (running)",
-    labelNames: ["state"],
-    registers: [registry],
-  });
-  const oldest = new client.Gauge({
-    name: "openplane_run_queue_oldest_pending_seconds",
-    help: "Age of the oldest due pending run",
-    registers: [registry],
-  });
+  const stats = deps.stats;
+  const runGauges = stats
+    ? {
+        stats,
+        runs: new client.Gauge({
+          name: "openplane_runs",
+          help: "Runs in the database, by status",
+          labelNames: ["status"],
+          registers: [registry],
+        }),
+        queue: new client.Gauge({
+          name: "openplane_run_queue_depth",
+          help: "Runs waiting (pending and due) or executing (running)",
+          labelNames: ["state"],
+          registers: [registry],
+        }),
+        oldest: new client.Gauge({
+          name: "openplane_run_queue_oldest_pending_seconds",
+          help: "Age of the oldest due pending run",
+          registers: [registry],
+        }),
+      }
+    : null;
   const pools = new client.Gauge({
     name: "openplane_db_pool_connections",
     help: "Database pool connections, by pool and kind (max, total, idle, waiting clients)",
@@ -53,11 +61,14 @@ export function createMetrics(deps: Pick<AppDeps, "stats" | "poolStats">) {
 
   /** Reads the gauges' values once per scrape. */
   async function refresh(): Promise<void> {
-    const s = await deps.stats.runs();
-    for (const status of RUN_STATUSES) runs.set({ status }, s.byStatus[status] ?? 0);
-    queue.set({ state: "pending" }, s.pendingDue);
-    queue.set({ state: "running" }, s.byStatus.running ?? 0);
-    oldest.set(s.oldestPendingSecs);
+    if (runGauges) {
+      const { runs, queue, oldest } = runGauges;
+      const s = await runGauges.stats.runs();
+      for (const status of RUN_STATUSES) runs.set({ status }, s.byStatus[status] ?? 0);
+      queue.set({ state: "pending" }, s.pendingDue);
+      queue.set({ state: "running" }, s.byStatus.running ?? 0);
+      oldest.set(s.oldestPendingSecs);
+    }
     pools.reset();
     for (const p of deps.poolStats()) {
       for (const kind of ["max", "total", "idle", "waiting"] as const) {
@@ -89,6 +100,15 @@ export function createMetrics(deps: Pick<AppDeps, "stats" | "poolStats">) {
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;
+
+/** GET /metrics: Prometheus text, or prom-client's JSON with `?format=json`. */
+export function metricsHandler(metrics: Metrics): Handler {
+  return async (c) => {
+    const format = c.req.query("format") === "json" ? "json" : "prometheus";
+    const { body, contentType } = await metrics.render(format);
+    return c.body(body, 200, { "Content-Type": contentType });
+  };
+}
 
 /** The matched route template, or "unmatched" for a 404 from no route. */
 function routeOf(c: Context): string {

@@ -1,6 +1,8 @@
 import { Hono } from "hono";
 import { systemAssistantId } from "../../domain/assistant.js";
-import { AppError, notFound } from "../../domain/errors.js";
+import { notFound } from "../../domain/errors.js";
+import { assertStoresReachable, wantsStoreCheck } from "../health.js";
+import { metricsHandler } from "../metrics.js";
 import type { Metrics } from "../metrics.js";
 import { docsPage, openApiDocument } from "../openapi.js";
 import { truncateSchema } from "../schemas.js";
@@ -16,14 +18,8 @@ export function metaRoutes(opts: MetaOptions): Hono {
   const app = new Hono();
 
   app.get("/ok", async (c) => {
-    const check = c.req.query("check_db");
-    if (check === "1" || check === "true") {
-      try {
-        await c.var.deps.checkDb();
-      } catch {
-        throw new AppError("UNAVAILABLE", "Database is not reachable");
-      }
-    }
+    const deps = c.var.deps;
+    if (wantsStoreCheck(c)) await assertStoresReachable([{ name: "Database", check: deps.checkDb }], deps.logger);
     return c.json({ ok: true });
   });
 
@@ -37,11 +33,7 @@ export function metaRoutes(opts: MetaOptions): Hono {
     }),
   );
 
-  app.get("/metrics", async (c) => {
-    const format = c.req.query("format") === "json" ? "json" : "prometheus";
-    const { body: text, contentType } = await opts.metrics.render(format);
-    return c.body(text, 200, { "Content-Type": contentType });
-  });
+  app.get("/metrics", metricsHandler(opts.metrics));
 
   app.get("/openapi.json", (c) => c.json(openApiDocument(c.var.deps.version, opts.mountPrefix || "/")));
 
