@@ -92,6 +92,7 @@ export function buildServices(x: ServiceInputs) {
         ...shared,
         writeBehind: (runId) => x.checkpointer.writeBehind(runId),
         primeCheckpoint: (runId, threadId, row) => x.checkpointer.prime(runId, threadId, row),
+        guardWrites: (runId, check) => x.checkpointer.guard(runId, check),
         writesWithOutcome: true,
         ...tuning,
       }),

@@ -41,6 +41,8 @@ export interface WorkerDeps {
   writesWithOutcome: boolean;
   /** Hands the checkpointer the checkpoint a claim read for the run (RunAwarePostgresSaver.prime). */
   primeCheckpoint: (runId: string, threadId: string, row: CheckpointRow | null) => () => void;
+  /** Has the run's checkpoint writes check the lease just before they are sent (RunAwarePostgresSaver.guard). */
+  guardWrites: (runId: string, check: () => void) => () => void;
 }
 
 /** How soon a run re-reads its durable cancel flag (a cancel may race its claim). */
@@ -132,6 +134,13 @@ export function createWorker(deps: WorkerDeps) {
       leaseTimer = setTimeout(() => abort("lease_lost"), Math.max(0, leaseUntil - performance.now()));
     };
     armLease();
+    // The timer above may fire late: after a pause of the process, a write queued before it
+    // (the pipeline's linger has a timer of its own, due earlier) would be sent first.
+    const unguard = deps.guardWrites(run.run_id, () => {
+      if (performance.now() < leaseUntil) return;
+      abort("lease_lost");
+      throw new Error(`run ${run.run_id}: lease lost, checkpoint write not sent`);
+    });
     // The live cancel signal is pub/sub: one published before we listened, or while our
     // subscriber was reconnecting (Redis restarted), is lost. The durable flag is not: it is
     // read soon after the start (a cancel racing the claim) and with every renewal.
@@ -234,6 +243,7 @@ export function createWorker(deps: WorkerDeps) {
       rlog.warn({ err: reason ? undefined : err, reason }, "run handed back");
     } finally {
       settled = true;
+      unguard();
       unprime?.();
       clearInterval(heartbeat);
       clearTimeout(leaseTimer);

@@ -79,6 +79,8 @@ export class RunAwarePostgresSaver extends PostgresSaver {
   private prepared = true;
   /** Per run: its thread's newest checkpoint, read when it was claimed (prime). */
   private readonly primed = new Map<string, { threadId: string; row: CheckpointRow | null }>();
+  /** Per run: what its writes check just before they are sent (guard). */
+  private readonly guards = new Map<string, { check: () => void }>();
 
   constructor(
     private readonly ownPool: pg.Pool,
@@ -108,7 +110,26 @@ export class RunAwarePostgresSaver extends PostgresSaver {
       pipeline.add({ write: w, keys: writeKeys(w), bytes: writeBytes(w) });
       return Promise.resolve();
     }
-    return this.batcher.submit([w], writeKeys(w), writeBytes(w));
+    return this.batcher.submit([w], writeKeys(w), writeBytes(w), this.guardOf(runId));
+  }
+
+  private guardOf(runId: unknown): (() => void) | undefined {
+    return typeof runId === "string" ? this.guards.get(runId)?.check : undefined;
+  }
+
+  /**
+   * Until the disposer returned is called, every write of the run (pipelined or not) runs
+   * `check` just before it is sent, and is not sent if it throws: the write fails with that
+   * error. The worker checks that it still holds the run's lease: a write queued before a
+   * pause of the process (a VM frozen, a long GC) may otherwise be sent after it, when
+   * another worker may already run the run.
+   */
+  guard(runId: string, check: () => void): () => void {
+    const entry = { check };
+    this.guards.set(runId, entry);
+    return () => {
+      if (this.guards.get(runId) === entry) this.guards.delete(runId);
+    };
   }
 
   /**
@@ -123,7 +144,13 @@ export class RunAwarePostgresSaver extends PostgresSaver {
    */
   writeBehind(runId: string): RunWrites {
     const pipeline = createWritePipeline<CheckpointWrite>(
-      (group) => this.batcher.submit(group.map((g) => g.write), group.flatMap((g) => g.keys), group.reduce((n, g) => n + g.bytes, 0)),
+      (group) =>
+        this.batcher.submit(
+          group.map((g) => g.write),
+          group.flatMap((g) => g.keys),
+          group.reduce((n, g) => n + g.bytes, 0),
+          this.guardOf(runId),
+        ),
       { maxWrites: MAX_BATCH_WRITES, maxBytes: MAX_BATCH_BYTES },
     );
     this.pipelines.set(runId, pipeline);

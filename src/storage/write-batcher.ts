@@ -30,13 +30,17 @@ interface Pending<W> {
   write: W;
   keys: readonly string[];
   bytes: number;
+  guard: (() => void) | undefined;
   resolve: () => void;
   reject: (err: unknown) => void;
 }
 
 export interface WriteBatcher<W> {
-  /** Resolves once the write is committed. */
-  submit(write: W, keys: readonly string[], bytes: number): Promise<void>;
+  /**
+   * Resolves once the write is committed. `guard` runs as the write is put in a batch, just
+   * before it is sent: if it throws, the write is not sent and rejects with that error.
+   */
+  submit(write: W, keys: readonly string[], bytes: number, guard?: () => void): Promise<void>;
 }
 
 export function createWriteBatcher<W>(send: (writes: W[]) => Promise<void>, opts: WriteBatcherOptions): WriteBatcher<W> {
@@ -65,6 +69,7 @@ export function createWriteBatcher<W>(send: (writes: W[]) => Promise<void>, opts
       const blocked = new Set<string>();
       let bytes = 0;
       for (const p of queue) {
+        if (p.guard && !allowed(p)) continue;
         const fits = taken.length === 0 || (taken.length < opts.maxWrites && bytes + p.bytes <= opts.maxBytes);
         if (fits && !p.keys.some((k) => busy.has(k) || keys.has(k) || blocked.has(k))) {
           taken.push(p);
@@ -75,8 +80,8 @@ export function createWriteBatcher<W>(send: (writes: W[]) => Promise<void>, opts
           for (const k of p.keys) blocked.add(k);
         }
       }
-      if (taken.length === 0) return; // everything waits for a batch in flight
       queue = rest;
+      if (taken.length === 0) return; // everything waits for a batch in flight
       for (const k of keys) busy.add(k);
       inFlight++;
       void commit(taken).finally(() => {
@@ -84,6 +89,17 @@ export function createWriteBatcher<W>(send: (writes: W[]) => Promise<void>, opts
         for (const k of keys) busy.delete(k);
         pump();
       });
+    }
+  }
+
+  /** Runs a write's guard; a write it refuses is rejected (and dropped from the queue). */
+  function allowed(p: Pending<W>): boolean {
+    try {
+      p.guard!();
+      return true;
+    } catch (err) {
+      p.reject(err);
+      return false;
     }
   }
 
@@ -102,9 +118,9 @@ export function createWriteBatcher<W>(send: (writes: W[]) => Promise<void>, opts
   }
 
   return {
-    submit(write, keys, bytes) {
+    submit(write, keys, bytes, guard) {
       return new Promise<void>((resolve, reject) => {
-        queue.push({ write, keys, bytes, resolve, reject });
+        queue.push({ write, keys, bytes, guard, resolve, reject });
         schedule();
       });
     },

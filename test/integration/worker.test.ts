@@ -152,6 +152,23 @@ describe("worker: a run taken over by another worker", () => {
   });
 });
 
+describe("worker: a pause of the process longer than the lease", () => {
+  const s = stackForBlock({ configPath: "test/fixtures/slow/langgraph.json", leaseSecs: 1 });
+
+  it("checkpoint writes queued before it are not sent after it: the stale attempt writes nothing and records nothing", async () => {
+    const run = await insertRun(s.stack, "frozen");
+    await s.stack.queue.dispatch([{ run_id: run.run_id, thread_id: run.thread_id, delay_ms: 0 }]);
+    await waitFor(async () => (await status(s.stack, run.run_id)).status === "running", 10_000, "run start");
+    // Waits for the run's handler. The graph blocked the event loop past the lease: the write
+    // pipeline's linger timer, due before the lease's, fired first after the pause.
+    await s.stack.worker!.close(10_000);
+    const [{ n }] = await s.stack.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM checkpoints WHERE thread_id = ${run.thread_id}`;
+    expect(n).toBe(0);
+    // Not recorded either: another worker may hold it by now (the sweep gives it back otherwise).
+    expect(await status(s.stack, run.run_id)).toMatchObject({ status: "running", attempt: 1 });
+  });
+});
+
 describe("worker: the thread's state after a run", () => {
   const s = stackForBlock();
 

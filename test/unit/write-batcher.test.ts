@@ -67,6 +67,35 @@ describe("write batcher", () => {
     await Promise.all(all);
   });
 
+  it("runs a write's guard as it is put in a batch: a write it refuses is never sent and fails with its error", async () => {
+    const s = controlledSend();
+    const b = createWriteBatcher(s.send, opts());
+    const first = b.submit("a", ["k1"], 1);
+    await settle();
+    // Queued while "a" is in flight; the lease lapses before they leave.
+    let held = true;
+    const guard = () => {
+      if (!held) throw new Error("lease lost");
+    };
+    const refused = b.submit("b", ["k2"], 1, guard).then(() => "sent", (err: Error) => err.message);
+    const other = b.submit("c", ["k3"], 1);
+    await settle();
+    held = false;
+    await s.finishOne();
+    await first;
+    expect(await refused).toBe("lease lost");
+    expect(s.sent).toEqual([["a"], ["c"]]);
+    await s.finishOne();
+    await expect(other).resolves.toBeUndefined();
+    // Refused alone in the queue: dropped, the batcher goes on.
+    await expect(b.submit("d", ["k4"], 1, guard)).rejects.toThrow("lease lost");
+    const last = b.submit("e", ["k5"], 1);
+    await settle();
+    expect(s.sent).toEqual([["a"], ["c"], ["e"]]);
+    await s.finishOne();
+    await last;
+  });
+
   it("keeps writes to one row in submission order: never two in a batch, never past one in flight", async () => {
     const s = controlledSend();
     const b = createWriteBatcher(s.send, opts({ maxInFlight: 2 }));
