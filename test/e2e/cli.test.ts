@@ -21,7 +21,7 @@ describe("openplane CLI conventions", () => {
     { args: ["--help"], usage: /^Usage: openplane \[command\]/, mentions: ["up", "serve", "worker", "migrate", "--config", "--port", "--host"] },
     { args: ["up", "--help"], usage: /^Usage: openplane up/, mentions: ["--config", "--port", "OPENPLANE_DATA_DIR"] },
     { args: ["serve", "--help"], usage: /^Usage: openplane serve/, mentions: ["N_JOBS_PER_WORKER"] },
-    { args: ["worker", "--help"], usage: /^Usage: openplane worker/, mentions: ["REDIS_URI"] },
+    { args: ["worker", "--help"], usage: /^Usage: openplane worker/, mentions: ["REDIS_URI", "--port", "/ok", "/metrics"] },
     { args: ["migrate", "--help"], usage: /^Usage: openplane migrate/, mentions: ["migrations"] },
   ])("`openplane $args` prints usage and exits 0", async ({ args, usage, mentions }) => {
     const r = await runCli(args);

@@ -49,7 +49,7 @@ export interface ExitInfo {
 export interface CliProcess {
   readonly command: Command;
   readonly pid: number;
-  /** The port the server listens on (a worker gets one too, unused). */
+  /** The port the server listens on (a worker serves only /ok and /metrics there). */
   readonly port: number;
   /** `http://127.0.0.1:<port>` */
   readonly url: string;
