@@ -298,8 +298,9 @@ for name in ("openplane-migrate", "openplane-api", "openplane-worker"):
 api = svcs.get("openplane-api", {})
 if str(api.get("environment", {}).get("N_JOBS_PER_WORKER")) != "0":
     errors.append("openplane-api: N_JOBS_PER_WORKER is not 0 (API only)")
-if "/ok" not in " ".join(api.get("healthcheck", {}).get("test", [])):
-    errors.append("openplane-api: healthcheck does not hit /ok")
+for name in ("openplane-api", "openplane-worker"):
+    if "/ok" not in " ".join(svcs.get(name, {}).get("healthcheck", {}).get("test", [])):
+        errors.append(f"{name}: healthcheck does not hit /ok")
 for store in (["postgres"] if bundled_pg else []) + ["redis"]:
     if not svcs.get(store, {}).get("healthcheck", {}).get("test"):
         errors.append(f"{store}: no healthcheck")

@@ -173,6 +173,8 @@ interface Topology {
   apiUrl: string;
   /** The API service's healthcheck, adapted to the host port, run natively: its exit code. */
   healthcheck: () => Promise<number | null>;
+  /** Every service that listens (API, worker): its URL and its healthcheck, as above. */
+  http: Record<string, { url: string; healthcheck: () => Promise<number | null> }>;
   started: Running[];
   oneShots: string[];
 }
@@ -191,10 +193,7 @@ async function runTopology(file: string, vars: Vars, containerEnv: (env: Record<
   );
   const started: Running[] = [];
   const oneShots: string[] = [];
-  let apiUrl = "";
-  let healthcheck: Topology["healthcheck"] = async () => {
-    throw new Error("no service with an HTTP healthcheck");
-  };
+  const http: Topology["http"] = {};
 
   for (const level of startOrder(services)) {
     await Promise.all(
@@ -223,13 +222,14 @@ async function runTopology(file: string, vars: Vars, containerEnv: (env: Record<
           const port = String(await freePort());
           args = args.map((a, i) => (i === portAt + 1 ? port : i > 0 && args[i - 1] === "--host" ? "127.0.0.1" : a));
           const prefix = (env.MOUNT_PREFIX ?? "").replace(/^\/+|\/+$/g, "");
-          apiUrl = `http://127.0.0.1:${port}${prefix ? `/${prefix}` : ""}`;
+          const url = `http://127.0.0.1:${port}${prefix ? `/${prefix}` : ""}`;
           const r = spawnService(name, args, env);
           started.push(r);
-          await waitFor("/ok", r, async () => (await fetch(`${apiUrl}/ok`)).status === 200);
+          await waitFor("/ok", r, async () => (await fetch(`${url}/ok`)).status === 200);
           const test = asArgs(s.healthcheck?.test);
           expect(test.slice(0, 2), `${name}: healthcheck`).toEqual(["CMD", "node"]);
-          healthcheck = () => runHealthcheck(test.slice(2).map((a) => a.replaceAll(`127.0.0.1:${containerPort}`, `127.0.0.1:${port}`)), env);
+          const healthcheck = () => runHealthcheck(test.slice(2).map((a) => a.replaceAll(`127.0.0.1:${containerPort}`, `127.0.0.1:${port}`)), env);
+          http[name] = { url, healthcheck };
         } else {
           const r = spawnService(name, args, env);
           started.push(r);
@@ -238,7 +238,9 @@ async function runTopology(file: string, vars: Vars, containerEnv: (env: Record<
       }),
     );
   }
-  return { services, apiUrl, healthcheck, started, oneShots };
+  const api = http["openplane-api"];
+  if (!api) throw new Error("no openplane-api service listening");
+  return { services, apiUrl: api.url, healthcheck: api.healthcheck, http, started, oneShots };
 }
 
 /** What a container sees from env_file: compose does not interpolate values taken from the file. */
@@ -321,6 +323,7 @@ describe.skipIf(!hasRedis())(hasRedis() ? title : `${title} (skipped: ${redisSki
     expect(seen.every((e) => e.LANGGRAPH_API_URL === "http://openplane-api:8000")).toBe(true);
 
     expect(await current.healthcheck()).toBe(0);
+    expect(await current.http["openplane-worker"]!.healthcheck()).toBe(0);
     expect((await fetch(`${current.apiUrl}/ok`)).status).toBe(200);
     await exerciseSdk(current.apiUrl, worker);
     await stopAll(current.started);
@@ -351,6 +354,7 @@ describe.skipIf(!hasRedis())(hasRedis() ? title : `${title} (skipped: ${redisSki
     const worker = current.started.find((r) => r.name === "openplane-worker")!;
 
     expect(await current.healthcheck()).toBe(0);
+    expect(await current.http["openplane-worker"]!.healthcheck()).toBe(0);
     expect((await fetch(`${current.apiUrl}/ok`)).status).toBe(200);
     await exerciseSdk(current.apiUrl, worker);
     await stopAll(current.started);
