@@ -5,7 +5,7 @@
 #   docker build -t openplane .
 #   docker run --rm -p 8000:8000 openplane                    # serve: API + workers, embedded PostgreSQL
 #   docker run --rm openplane migrate                         # apply migrations (needs POSTGRES_URI*)
-#   docker run --rm --no-healthcheck openplane worker         # queue workers (needs REDIS_URI*)
+#   docker run --rm openplane worker --host 0.0.0.0 --port 8000   # queue workers (needs REDIS_URI*)
 #   docker run --rm -p 8000:8000 openplane up --host 0.0.0.0 --port 8000
 #
 # Graphs: the image serves /deps/app/langgraph.json (the repository's example graphs
@@ -108,9 +108,9 @@ USER 1000:1000
 WORKDIR /deps/app
 EXPOSE 8000
 
-# `serve` and `up` answer GET /ok (under MOUNT_PREFIX, if set) on the port the default CMD
-# uses. `worker` and `migrate` serve no HTTP: run them with --no-healthcheck (compose
-# disables it for them).
+# `serve`, `up` and `worker` answer GET /ok (under MOUNT_PREFIX, if set) on the port the
+# default CMD uses when started with `--port 8000`. `migrate` serves no HTTP: run it with
+# --no-healthcheck (compose disables it).
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
   CMD ["node", "-e", "const p = (process.env.MOUNT_PREFIX || '').replace(/^\\/+|\\/+$/g, ''); fetch('http://127.0.0.1:8000' + (p ? '/' + p : '') + '/ok').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 
