@@ -125,10 +125,15 @@ describe.skipIf(!hasRedis())(hasRedis() ? title : `${title} (skipped: ${redisSki
       await new Promise((r) => setTimeout(r, 20));
       answer = await probe(worker!.url, "/ok");
     }
-    // Still draining (the run sleeps 4 s), and no longer healthy: 503, or no longer accepting.
+    // Still draining (the run sleeps 4 s), and no longer healthy: 503, or no longer accepting
+    // (refused; or reset, for a connection accepted just as the listener closed).
     expect(worker!.alive()).toBe(true);
     if ("status" in answer) expect(answer).toEqual({ status: 503, body: '{"detail":"Worker is shutting down"}' });
-    else expect(answer.error).toBe("ECONNREFUSED");
+    else expect(["ECONNREFUSED", "ECONNRESET"]).toContain(answer.error);
+    // And it stays that way for the rest of the drain.
+    const later = await probe(worker!.url, "/ok");
+    expect(worker!.alive()).toBe(true);
+    expect("status" in later ? later.status : later.error).not.toBe(200);
 
     const info = await exit;
     expect(info.code).toBe(0);
