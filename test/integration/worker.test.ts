@@ -162,8 +162,8 @@ describe("worker: a pause of the process longer than the lease", () => {
     // Waits for the run's handler. The graph blocked the event loop past the lease: the write
     // pipeline's linger timer, due before the lease's, fired first after the pause.
     await s.stack.worker!.close(10_000);
-    const [{ n }] = await s.stack.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM checkpoints WHERE thread_id = ${run.thread_id}`;
-    expect(n).toBe(0);
+    const [row] = await s.stack.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM checkpoints WHERE thread_id = ${run.thread_id}`;
+    expect(row!.n).toBe(0);
     // Not recorded either: another worker may hold it by now (the sweep gives it back otherwise).
     expect(await status(s.stack, run.run_id)).toMatchObject({ status: "running", attempt: 1 });
   });
