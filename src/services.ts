@@ -92,7 +92,7 @@ export function buildServices(x: ServiceInputs) {
         ...shared,
         writeBehind: (runId) => x.checkpointer.writeBehind(runId),
         primeCheckpoint: (runId, threadId, row) => x.checkpointer.prime(runId, threadId, row),
-        guardWrites: (runId, check) => x.checkpointer.guard(runId, check),
+        guardWrites: (runId, attempt, check) => x.checkpointer.guard(runId, attempt, check),
         writesWithOutcome: true,
         ...tuning,
       }),

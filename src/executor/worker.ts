@@ -42,7 +42,7 @@ export interface WorkerDeps {
   /** Hands the checkpointer the checkpoint a claim read for the run (RunAwarePostgresSaver.prime). */
   primeCheckpoint: (runId: string, threadId: string, row: CheckpointRow | null) => () => void;
   /** Has the run's checkpoint writes check the lease just before they are sent (RunAwarePostgresSaver.guard). */
-  guardWrites: (runId: string, check: () => void) => () => void;
+  guardWrites: (runId: string, attempt: number, check: () => void) => () => void;
 }
 
 /** How soon a run re-reads its durable cancel flag (a cancel may race its claim). */
@@ -136,7 +136,7 @@ export function createWorker(deps: WorkerDeps) {
     armLease();
     // The timer above may fire late: after a pause of the process, a write queued before it
     // (the pipeline's linger has a timer of its own, due earlier) would be sent first.
-    const unguard = deps.guardWrites(run.run_id, () => {
+    const unguard = deps.guardWrites(run.run_id, run.attempt, () => {
       if (performance.now() < leaseUntil) return;
       abort("lease_lost");
       throw new Error(`run ${run.run_id}: lease lost, checkpoint write not sent`);

@@ -79,8 +79,8 @@ export class RunAwarePostgresSaver extends PostgresSaver {
   private prepared = true;
   /** Per run: its thread's newest checkpoint, read when it was claimed (prime). */
   private readonly primed = new Map<string, { threadId: string; row: CheckpointRow | null }>();
-  /** Per run: what its writes check just before they are sent (guard). */
-  private readonly guards = new Map<string, { check: () => void }>();
+  /** Per run: the attempt in progress here and what its writes check just before they are sent (guard). */
+  private readonly guards = new Map<string, { attempt: number; check: () => void }>();
 
   constructor(
     private readonly ownPool: pg.Pool,
@@ -110,11 +110,16 @@ export class RunAwarePostgresSaver extends PostgresSaver {
       pipeline.add({ write: w, keys: writeKeys(w), bytes: writeBytes(w) });
       return Promise.resolve();
     }
-    return this.batcher.submit([w], writeKeys(w), writeBytes(w), this.guardOf(runId));
+    return this.batcher.submit([w], writeKeys(w), writeBytes(w), this.guardOf(runId, config.metadata?.run_attempt));
   }
 
-  private guardOf(runId: unknown): (() => void) | undefined {
-    return typeof runId === "string" ? this.guards.get(runId)?.check : undefined;
+  /** The guard of a run's writes; an earlier attempt's (replaced by a later one here) always refuses. */
+  private guardOf(runId: unknown, attempt: unknown): (() => void) | undefined {
+    const entry = typeof runId === "string" ? this.guards.get(runId) : undefined;
+    if (!entry || typeof attempt !== "number" || entry.attempt === attempt) return entry?.check;
+    return () => {
+      throw new Error(`run ${String(runId)}: attempt ${String(attempt)} was superseded, checkpoint write not sent`);
+    };
   }
 
   /**
@@ -124,8 +129,8 @@ export class RunAwarePostgresSaver extends PostgresSaver {
    * pause of the process (a VM frozen, a long GC) may otherwise be sent after it, when
    * another worker may already run the run.
    */
-  guard(runId: string, check: () => void): () => void {
-    const entry = { check };
+  guard(runId: string, attempt: number, check: () => void): () => void {
+    const entry = { attempt, check };
     this.guards.set(runId, entry);
     return () => {
       if (this.guards.get(runId) === entry) this.guards.delete(runId);
@@ -143,13 +148,16 @@ export class RunAwarePostgresSaver extends PostgresSaver {
    * yet, to commit with the outcome. `abandon()`, for a run that lost its lease, drops it.
    */
   writeBehind(runId: string): RunWrites {
+    // Taken now (the worker guards the run before it executes): a later attempt in this
+    // process replaces the map entry, never this attempt's guard.
+    const guard = this.guards.get(runId)?.check;
     const pipeline = createWritePipeline<CheckpointWrite>(
       (group) =>
         this.batcher.submit(
           group.map((g) => g.write),
           group.flatMap((g) => g.keys),
           group.reduce((n, g) => n + g.bytes, 0),
-          this.guardOf(runId),
+          guard,
         ),
       { maxWrites: MAX_BATCH_WRITES, maxBytes: MAX_BATCH_BYTES },
     );

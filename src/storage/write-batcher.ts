@@ -111,7 +111,7 @@ export function createWriteBatcher<W>(send: (writes: W[]) => Promise<void>, opts
       // One by one, on the same connection budget (the writes are idempotent, and no later
       // write to their rows has started): a write fails only for its own fault, or as it
       // would have alone (a lost connection, a deadlock, a timeout).
-      for (const p of batch) await send([p.write]).then(p.resolve, p.reject);
+      for (const p of batch) if (!p.guard || allowed(p)) await send([p.write]).then(p.resolve, p.reject);
       return;
     }
     for (const p of batch) p.resolve();

@@ -96,6 +96,25 @@ describe("write batcher", () => {
     await last;
   });
 
+  it("runs the guard again before a failed batch's writes are sent one by one", async () => {
+    const s = controlledSend((batch) => (batch.length > 1 ? new Error("batch failed") : null));
+    const b = createWriteBatcher(s.send, opts());
+    let held = true;
+    const guard = () => {
+      if (!held) throw new Error("lease lost");
+    };
+    const guarded = b.submit("a", ["k1"], 1, guard).then(() => "sent", (err: Error) => err.message);
+    const other = b.submit("b", ["k2"], 1);
+    await settle();
+    expect(s.sent).toEqual([["a", "b"]]);
+    held = false; // the lease lapses while the batch is in flight; the batch then fails
+    await s.finishOne();
+    expect(s.sent).toEqual([["a", "b"], ["b"]]);
+    await s.finishOne();
+    expect(await guarded).toBe("lease lost");
+    await expect(other).resolves.toBeUndefined();
+  });
+
   it("keeps writes to one row in submission order: never two in a batch, never past one in flight", async () => {
     const s = controlledSend();
     const b = createWriteBatcher(s.send, opts({ maxInFlight: 2 }));
