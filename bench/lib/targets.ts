@@ -178,7 +178,7 @@ async function startOpenplane(id: "op-one" | "op-split", o: StartOptions): Promi
   );
   procs[id === "op-one" ? "server" : "api"] = api.proc;
   if (id === "op-split") {
-    // `worker` has no HTTP port, but --port is accepted: give it a free one anyway.
+    // A worker given --port serves /ok and /metrics there.
     const w = await spawnReady(
       "openplane worker",
       (port) =>

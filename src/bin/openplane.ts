@@ -93,11 +93,15 @@ async function main(argv: string[]): Promise<void> {
   let worker: RunWorker | null = null;
   // Order: stop accepting connections; let in-flight runs finish (their streams
   // end with them) or hand them back; end the remaining streams; close stores.
+  // A worker's health server closes only after the drain: meanwhile /ok answers 503
+  // and /metrics can still be scraped.
   const stop = async () => {
-    const closed = server ? closeServer(server, config.shutdownGraceSecs * 1000 + 5_000) : Promise.resolve();
+    const closeFirst = args.command !== "worker";
+    const closed = server && closeFirst ? closeServer(server, config.shutdownGraceSecs * 1000 + 5_000) : Promise.resolve();
     await worker?.close(config.shutdownGraceSecs * 1000);
     shutdown.abort();
     await closed;
+    if (server && !closeFirst) await closeServer(server, 5_000);
     await releasers.release((name, err) => logger.warn({ err, resource: name }, "cleanup failed"));
   };
   installShutdown({
@@ -173,9 +177,10 @@ async function run(
     });
     setWorker(worker);
     let url: string | undefined;
-    if (args.command === "worker") {
+    if (args.command === "worker" && args.portGiven) {
       // The worker's own /ok and /metrics, bound before it claims a run: a taken port fails
-      // start-up with nothing in flight. /ok is 503 until the worker is active.
+      // start-up with nothing in flight. /ok is 503 until the worker is active. Only with
+      // --port: workers beside an API on one host must not fight over the default port.
       const redis = stores.redis;
       const app = createWorkerApp({
         state: () => worker.state,

@@ -7,6 +7,8 @@ export interface CliArgs {
   command: Command;
   config: string;
   port: number;
+  /** --port was given (a worker serves its health endpoint only then). */
+  portGiven: boolean;
   host: string;
   help: boolean;
   version: boolean;
@@ -24,7 +26,7 @@ Commands:
             PostgreSQL when no POSTGRES_URI is set). Default.
   serve     Run the LangGraph API server (also runs N_JOBS_PER_WORKER workers).
   worker    Run queue workers only (needs REDIS_URI for streams and cancel);
-            serves only /ok and /metrics.
+            with --port, serves /ok and /metrics there.
   migrate   Apply database migrations and exit.
 
 Options:
@@ -46,12 +48,12 @@ stay in process. See docs/listener.md.`,
   serve: `Usage: openplane serve [--config ./langgraph.json] [--port 2024] [--host 127.0.0.1]
 
 Runs the LangGraph API server. Set N_JOBS_PER_WORKER=0 for an API-only process.`,
-  worker: `Usage: openplane worker [--config ./langgraph.json] [--port 2024] [--host 127.0.0.1]
+  worker: `Usage: openplane worker [--config ./langgraph.json] [--port <n>] [--host 127.0.0.1]
 
 Consumes the run queue and executes runs (N_JOBS_PER_WORKER at a time).
 Requires REDIS_URI so API processes can stream and cancel its runs.
-Serves health on --port: GET /ok (503 once draining; ?check_db=1 also checks
-PostgreSQL and Redis) and GET /metrics.`,
+With --port it serves health there: GET /ok (503 while draining; ?check_db=1
+also checks PostgreSQL and Redis) and GET /metrics. Without, no port is bound.`,
   migrate: `Usage: openplane migrate
 
 Applies pending database migrations (ours and the checkpointer's) and exits.`,
@@ -91,6 +93,7 @@ export function parseCliArgs(argv: string[]): CliArgs {
     command,
     config: parsed.values.config ?? "./langgraph.json",
     port,
+    portGiven: parsed.values.port !== undefined,
     host,
     help: parsed.values.help ?? false,
     version: parsed.values.version ?? false,

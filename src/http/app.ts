@@ -15,6 +15,7 @@ import { storeRoutes } from "./routes/store.js";
 import { threadStateRoutes } from "./routes/thread-state.js";
 import { threadStreamRoutes } from "./routes/thread-stream.js";
 import { threadRoutes } from "./routes/threads.js";
+import { normalizePrefix } from "./prefix.js";
 
 /** POST /threads/{id}/runs[/stream|/wait] and /runs[/stream|/wait] (under any mount prefix). */
 const RUN_CREATE_PATH = /\/runs(?:\/stream|\/wait)?$/;
@@ -100,11 +101,4 @@ export function createApp(deps: AppDeps): Hono {
   app.notFound((c) => c.json({ detail: "Not Found" }, 404));
   app.onError(errorHandler(deps.logger));
   return app;
-}
-
-/** "/api/" → "/api"; "" and "/" → "" (no prefix). */
-export function normalizePrefix(p: string): string {
-  const trimmed = p.trim().replace(/\/+$/, "");
-  if (!trimmed) return "";
-  return trimmed.startsWith("/") ? trimmed : `/${trimmed}`;
 }

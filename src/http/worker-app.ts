@@ -1,7 +1,7 @@
 import { Hono } from "hono";
 import { AppError } from "../domain/errors.js";
 import type { Logger } from "../lib/logger.js";
-import { normalizePrefix } from "./app.js";
+import { normalizePrefix } from "./prefix.js";
 import type { PoolStat } from "./deps.js";
 import { errorHandler } from "./errors.js";
 import { assertStoresReachable, wantsStoreCheck } from "./health.js";

@@ -17,6 +17,7 @@ describe("parseCliArgs", () => {
       command: "up",
       config: "./langgraph.json",
       port: 2024,
+      portGiven: false,
       host: "127.0.0.1",
       help: false,
       version: false,
@@ -39,6 +40,11 @@ describe("parseCliArgs", () => {
     });
     expect(parseCliArgs(["-c", "a.json", "-p", "0"])).toMatchObject({ command: "up", config: "a.json", port: 0 });
     expect(parseCliArgs(["worker", "--port=65535"]).port).toBe(65535);
+  });
+
+  it("tells whether --port was given (a worker binds a port only then)", () => {
+    expect(parseCliArgs(["worker"]).portGiven).toBe(false);
+    expect(parseCliArgs(["worker", "--port", "2024"])).toMatchObject({ port: 2024, portGiven: true });
   });
 
   it("reads --help and --version", () => {
