@@ -13,7 +13,7 @@ import { createGraphRegistry } from "../graphs/registry.js";
 import { createApp } from "../http/app.js";
 import { createWorkerApp } from "../http/worker-app.js";
 import { installShutdown } from "../lifecycle/shutdown.js";
-import { createLogger } from "../lib/logger.js";
+import { createProcessLogger } from "../lib/logger.js";
 import type { Logger } from "../lib/logger.js";
 import { Releasers } from "../lib/releasers.js";
 import { buildServices } from "../services.js";
@@ -26,7 +26,12 @@ import { runUp } from "./up.js";
 
 const VERSION = (JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }).version;
 
+/** Writes the logger's buffered lines (set once the logger exists). */
+let flushLogs = () => {};
+
 function fail(message: string, code: number): never {
+  // After the log lines that led here.
+  flushLogs();
   process.stderr.write(`openplane: ${message}\n`);
   process.exit(code);
 }
@@ -65,7 +70,10 @@ async function main(argv: string[]): Promise<void> {
     if (err instanceof ConfigError) fail(err.message, 2);
     throw err;
   }
-  const logger = createLogger({ level: config.logLevel, json: config.logJson });
+  const { logger, flushSync } = createProcessLogger({ level: config.logLevel, json: config.logJson });
+  flushLogs = flushSync;
+  // Every way out (process.exit, the loop running dry, an uncaught exception) passes here.
+  process.on("exit", flushSync);
   const servesLanggraphJson = args.command !== "up" || config.listener.source.kind === "langgraph-json";
   if (graphsFileError && servesLanggraphJson) fail((graphsFileError as ConfigFileError).message, 2);
   const needsRedis = args.command === "worker" || (config.nJobsPerWorker === 0 && servesLanggraphJson);

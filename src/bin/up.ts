@@ -13,6 +13,7 @@ import type { Config } from "../config/index.js";
 import { createGateway } from "../gateway/proxy.js";
 import type { Gateway } from "../gateway/proxy.js";
 import { installShutdown } from "../lifecycle/shutdown.js";
+import { createLineWriter } from "../lib/logger.js";
 import type { Logger } from "../lib/logger.js";
 import { Releasers } from "../lib/releasers.js";
 import { buildChildEnv } from "../listener/child-env.js";
@@ -186,18 +187,27 @@ function sourceAndReporter(config: Readonly<Config>, args: CliArgs, logger: Logg
   return { source: langgraphJsonSource(args.config), reporter: logReporter(logger) };
 }
 
-/** Server output: JSON lines get the deployment added; readable lines get a [name] prefix. */
+/**
+ * Server output: JSON lines get the deployment added; readable lines get a [name] prefix.
+ * Written in batches like our own log lines (a server under load logs a line per run).
+ */
 function forwardOutput(json: boolean) {
+  const out = createLineWriter(1);
+  const err = createLineWriter(2);
+  process.on("exit", () => {
+    out.flushSync();
+    err.flushSync();
+  });
   return (spec: WorkloadSpec, line: string) => {
     if (json) {
       try {
         const o = JSON.parse(line) as Record<string, unknown>;
-        process.stdout.write(`${JSON.stringify({ ...o, deployment: spec.name, revision: spec.revisionId })}\n`);
+        out.write(`${JSON.stringify({ ...o, deployment: spec.name, revision: spec.revisionId })}\n`);
         return;
       } catch {
         // not JSON: fall through
       }
     }
-    process.stderr.write(`[${spec.name}] ${line}\n`);
+    err.write(`[${spec.name}] ${line}\n`);
   };
 }

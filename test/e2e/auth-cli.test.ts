@@ -111,7 +111,7 @@ describe("openplane serve with LANGGRAPH_AUTH_TYPE=api_key", () => {
     const thread = await sdk.threads.create();
     expect(await sdk.runs.wait(thread.thread_id, "counter", { input: { count: 1 } })).toMatchObject({ count: 4 });
     expect((await fetch(`${url}/threads/search`, { method: "POST", headers: { Authorization: `Bearer ${key}` }, body: "{}" })).status).toBe(200);
-    expect(server!.logs()).toContain("API key authentication on");
-    expect(server!.logs()).not.toContain(key);
+    await server!.waitForLog("API key authentication on");
+    expect(await server!.settledLogs()).not.toContain(key);
   });
 });

@@ -273,7 +273,7 @@ async function exerciseSdk(apiUrl: string, worker: Running): Promise<void> {
   const values = await client.runs.wait(thread.thread_id, "agent", { input: userInput("wait") });
   expect(lastMessageText(values)).toBe("You said: wait");
   // The API runs with N_JOBS_PER_WORKER=0: the worker process executed the run.
-  expect(worker.logs()).toContain(runId);
+  await waitFor("the worker's log of the run", worker, async () => worker.logs().includes(runId), 5_000);
 }
 
 const baseVars = (): Vars => ({

@@ -55,8 +55,8 @@ describe("openplane up with the embedded PostgreSQL (no POSTGRES_URI, no REDIS_U
   printLogsOnFailure(() => [server]);
 
   it("runs on the embedded PostgreSQL and the PostgreSQL queue, and answers GET /ok and /info", async () => {
-    expect(server!.logs()).toMatch(/postgres\W+embedded/);
-    expect(server!.logs()).toMatch(/redis\W+none/);
+    await server!.waitForLog(/postgres\W+embedded/);
+    await server!.waitForLog(/redis\W+none/);
 
     const ok = await fetch(`${server!.url}/ok`);
     expect(ok.status).toBe(200);

@@ -134,8 +134,9 @@ describe("openplane up with a control plane", () => {
     const cmd = await commandLine(w.pid!);
     expect(cmd).toMatch(/openplane\.mjs serve --config \S+langgraph\.json --port \d+ --host 127\.0\.0\.1/);
     expect(cmd).not.toContain(SECRET_1);
-    expect(listener!.logs()).not.toContain(SECRET_1);
-    expect(listener!.logs()).not.toContain(em.apiKey);
+    const logs = await listener!.settledLogs();
+    expect(logs).not.toContain(SECRET_1);
+    expect(logs).not.toContain(em.apiKey);
     expect(JSON.stringify(await listenerStatus(listener!.url))).not.toContain(SECRET_1);
   });
 
@@ -206,7 +207,7 @@ describe("openplane up with a control plane", () => {
     const load = steadyLoad(readEnv, 2);
     await em.stop();
     await waitFor("the outage to be noticed", async () => (await listenerStatus(listener!.url)).source.error?.includes("unreachable"), 10_000);
-    expect(listener!.logs()).toMatch(/desired-state source failed; keeping everything as it is/);
+    await listener!.waitForLog(/desired-state source failed; keeping everything as it is/);
     await new Promise((r) => setTimeout(r, 2_500));
     await em.start();
     em.outage = true;
@@ -227,7 +228,7 @@ describe("openplane up with a control plane", () => {
     await start();
     await waitFor("the deployment to be served again without the control plane", async () => (await fetch(`${base()}/ok`)).status === 200, 60_000);
     expect(await readEnv()).toBe(SECRET_2);
-    expect(listener!.logs()).toMatch(/resuming the last desired state/);
+    await listener!.waitForLog(/resuming the last desired state/);
     await em.start();
   });
 
@@ -238,7 +239,7 @@ describe("openplane up with a control plane", () => {
     await waitFor("the server to exit", () => !processAlive(w.pid!), 30_000);
     expect((await listenerStatus(listener!.url)).workloads).toEqual([]);
     await waitFor("the database to be dropped", async () => !(await databaseExists(postgresUri(), managedDatabaseName(deployment.id))), 30_000);
-    expect(listener!.logs()).toMatch(/database dropped \(retention ended\)/);
+    await listener!.waitForLog(/database dropped \(retention ended\)/);
     const exit = await listener!.stop();
     expect(exit.code).toBe(0);
   });

@@ -116,7 +116,7 @@ ${extra}`;
     expect(result.failures, result.failures.slice(0, 5).join("\n")).toEqual([]);
     expect(result.seen).toEqual(["manifest-secret-1", "manifest-secret-2"]);
     expect(processAlive(old.pid!)).toBe(false);
-    expect(listener!.logs()).not.toContain("manifest-secret-2");
+    expect(await listener!.settledLogs()).not.toContain("manifest-secret-2");
   });
 
   it("a tarball source is fetched once, unpacked, `npm ci`-ed, cached by revision, and served", async () => {
@@ -128,8 +128,8 @@ ${extra}`;
     expect(cached).toHaveLength(1);
     expect(existsSync(join(dir, "data", "sources", cached[0]!, "app", "beta", "langgraph.json"))).toBe(true);
     expect(existsSync(join(dir, "data", "sources", cached[0]!, ".openplane-ready"))).toBe(true);
-    expect(listener!.logs()).toMatch(/npm ci in \S+\/app\/beta/);
-    expect(listener!.logs()).not.toContain("tarball-token");
+    await listener!.waitForLog(/npm ci in \S+\/app\/beta/);
+    expect(await listener!.settledLogs()).not.toContain("tarball-token");
   });
 
   it("an invalid manifest changes nothing", async () => {
@@ -147,7 +147,7 @@ ${extra}`;
     await waitFor("beta to go", async () => (await fetch(`${listener!.url}/beta/ok`)).status === 404, 30_000);
     await waitFor("beta's server to exit", () => !processAlive(beta.pid!), 30_000);
     expect(await readEnv("alpha")).toBe("manifest-secret-2");
-    expect(listener!.logs()).toMatch(/database kept until the retention ends/);
+    await listener!.waitForLog(/database kept until the retention ends/);
   });
 
   it("SIGTERM drains every server and exits 0", async () => {

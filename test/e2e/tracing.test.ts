@@ -110,7 +110,8 @@ describe("tracing to two self-hosted LangSmith endpoints", () => {
       expect(bodies).not.toContain("LANGSMITH_RUNS_ENDPOINTS");
       expect(endpoint.received.some((r) => r.apiKey === other)).toBe(false);
     }
-    expect(server!.logs()).not.toContain(KEY_A);
-    expect(server!.logs()).not.toContain(KEY_B);
+    const logs = await server!.settledLogs();
+    expect(logs).not.toContain(KEY_A);
+    expect(logs).not.toContain(KEY_B);
   });
 });

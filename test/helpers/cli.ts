@@ -25,6 +25,7 @@ import type { ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { afterEach } from "vitest";
 import { envSchema } from "../../src/config/schema.js";
+import { LOG_FLUSH_MS } from "../../src/lib/logger.js";
 import { freePort } from "./ports.js";
 
 export const REPO_ROOT = fileURLToPath(new URL("../../", import.meta.url));
@@ -55,6 +56,13 @@ export interface CliProcess {
   readonly url: string;
   /** Everything the process wrote so far (stdout and stderr interleaved, bounded). */
   logs(): string;
+  /**
+   * Resolves once the output matches: the process writes its log lines in batches (every
+   * LOG_FLUSH_MS, src/lib/logger.ts), so a line logged a moment ago may not be there yet.
+   */
+  waitForLog(pattern: RegExp | string, timeoutMs?: number): Promise<void>;
+  /** The output once every line logged until now has been written (for checks that a secret is absent). */
+  settledLogs(): Promise<string>;
   /** Resolves when the process has exited. */
   readonly exited: Promise<ExitInfo>;
   /** True until the process exits. */
@@ -209,6 +217,18 @@ export async function startCli(opts: StartOptions = {}): Promise<CliProcess> {
       port,
       url,
       logs: () => out,
+      async waitForLog(pattern, ms = 5_000) {
+        const matches = () => (typeof pattern === "string" ? out.includes(pattern) : pattern.test(out));
+        const deadline = Date.now() + ms;
+        while (!matches()) {
+          if (Date.now() > deadline) throw new Error(`openplane ${command}: no ${String(pattern)} in its output within ${ms} ms\n${tail(out)}`);
+          await new Promise((r) => setTimeout(r, 20));
+        }
+      },
+      async settledLogs() {
+        if (!s.exitedSync()) await new Promise((r) => setTimeout(r, 3 * LOG_FLUSH_MS));
+        return out;
+      },
       exited: s.exited,
       alive: () => !s.exitedSync(),
       async stop({ signal = "SIGTERM", timeoutMs: stopTimeout = 30_000 } = {}) {
