@@ -13,7 +13,7 @@ import { createGraphRegistry } from "../graphs/registry.js";
 import { createApp } from "../http/app.js";
 import { createWorkerApp } from "../http/worker-app.js";
 import { installShutdown } from "../lifecycle/shutdown.js";
-import { createProcessLogger } from "../lib/logger.js";
+import { createLogOutput, createProcessLogger } from "../lib/logger.js";
 import type { Logger } from "../lib/logger.js";
 import { Releasers } from "../lib/releasers.js";
 import { buildServices } from "../services.js";
@@ -70,10 +70,11 @@ async function main(argv: string[]): Promise<void> {
     if (err instanceof ConfigError) fail(err.message, 2);
     throw err;
   }
-  const { logger, flushSync } = createProcessLogger({ level: config.logLevel, json: config.logJson });
-  flushLogs = flushSync;
+  const output = createLogOutput();
+  const logger = createProcessLogger({ level: config.logLevel, json: config.logJson }, config.logJson ? output.stdout : output.stderr);
+  flushLogs = output.flushSync;
   // Every way out (process.exit, the loop running dry, an uncaught exception) passes here.
-  process.on("exit", flushSync);
+  process.on("exit", output.flushSync);
   const servesLanggraphJson = args.command !== "up" || config.listener.source.kind === "langgraph-json";
   if (graphsFileError && servesLanggraphJson) fail((graphsFileError as ConfigFileError).message, 2);
   const needsRedis = args.command === "worker" || (config.nJobsPerWorker === 0 && servesLanggraphJson);
@@ -88,7 +89,7 @@ async function main(argv: string[]): Promise<void> {
 
   // `up` is the listener: it runs this langgraph.json (or a control plane's or a manifest's
   // deployments) as `openplane serve` children behind its gateway (src/bin/up.ts).
-  if (args.command === "up") return runUp({ args, config, logger, version: VERSION, parentEnv: process.env });
+  if (args.command === "up") return runUp({ args, config, logger, output, version: VERSION, parentEnv: process.env });
   // A server managed by `openplane up` has an IPC channel to it: if the listener dies, drain and exit.
   if (process.channel) {
     process.channel.unref();

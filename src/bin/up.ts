@@ -13,8 +13,7 @@ import type { Config } from "../config/index.js";
 import { createGateway } from "../gateway/proxy.js";
 import type { Gateway } from "../gateway/proxy.js";
 import { installShutdown } from "../lifecycle/shutdown.js";
-import { createLineWriter } from "../lib/logger.js";
-import type { Logger } from "../lib/logger.js";
+import type { LogOutput, Logger } from "../lib/logger.js";
 import { Releasers } from "../lib/releasers.js";
 import { buildChildEnv } from "../listener/child-env.js";
 import { createDatabaseAdmin } from "../listener/databases.js";
@@ -41,6 +40,8 @@ export interface UpOptions {
   args: CliArgs;
   config: Readonly<Config>;
   logger: Logger;
+  /** The process's outputs: the servers' lines are forwarded through them. */
+  output: LogOutput;
   version: string;
   /** The listener's own environment: the default deployment's server inherits it (minus listener secrets). */
   parentEnv: Record<string, string | undefined>;
@@ -80,7 +81,7 @@ export async function runUp(o: UpOptions): Promise<void> {
       policy: { ...DEFAULT_RESTART_POLICY, baseMs: l.restartBackoffMs, maxFailures: l.restartMaxFailures },
       healthTimeoutMs: l.healthTimeoutSecs * 1000,
       drainMs: graceMs + 15_000,
-      output: forwardOutput(config.logJson),
+      output: forwardOutput(config.logJson, o.output),
     });
     driver = drv;
     const gw = createGateway({ logger, holdMs: l.gatewayHoldSecs * 1000, status: () => listener?.status() ?? { state: "created" } });
@@ -189,15 +190,9 @@ function sourceAndReporter(config: Readonly<Config>, args: CliArgs, logger: Logg
 
 /**
  * Server output: JSON lines get the deployment added; readable lines get a [name] prefix.
- * Written in batches like our own log lines (a server under load logs a line per run).
+ * Through our own outputs, in batches, in order with our own lines.
  */
-function forwardOutput(json: boolean) {
-  const out = createLineWriter(1);
-  const err = createLineWriter(2);
-  process.on("exit", () => {
-    out.flushSync();
-    err.flushSync();
-  });
+function forwardOutput(json: boolean, { stdout: out, stderr: err }: LogOutput) {
   return (spec: WorkloadSpec, line: string) => {
     if (json) {
       try {

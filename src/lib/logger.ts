@@ -16,36 +16,45 @@ export interface LoggerOptions {
   name?: string;
 }
 
-/** How long a buffered line waits at most before it is written (createProcessLogger). */
+/** How long a buffered line waits at most before it is written (createLogOutput). */
 export const LOG_FLUSH_MS = 100;
 /** Buffered bytes that are written at once. */
 const LOG_BUFFER_BYTES = 4096;
+/** Buffered bytes past which lines are dropped (a reader that stopped reading) rather than kept. */
+const LOG_MAX_BUFFERED_BYTES = 16 * 1024 * 1024;
+/** pino's level number for warn: lines at or above it are written at once. */
+const WARN = 40;
 
-/**
- * The logger of an openplane process (src/bin): as createLogger, JSON lines to stdout or
- * readable ones to stderr, but written in batches, every LOG_FLUSH_MS or 4 KiB, instead of
- * one write(2) per line. Under load a run's log line cost a system call that also woke the
- * process reading the pipe (a container runtime, a supervisor). Writes stay synchronous, so
- * `flushSync()` (called on exit) leaves nothing behind; only a process killed outright
- * (SIGKILL, OOM) loses what it buffered, at most the last LOG_FLUSH_MS.
- */
-export function createProcessLogger(opts: LoggerOptions & { fd?: number }): { logger: Logger; flushSync: () => void } {
-  const out = createLineWriter(opts.fd ?? (opts.json ? 1 : 2));
-  const logger = opts.json ? pino(pinoOptions(opts), out) : pino(pinoOptions(opts), { write: (line: string) => out.write(humanLine(line)) });
-  return { logger, flushSync: out.flushSync };
-}
-
-/** Text written to a file descriptor in batches, as the process logger writes (createProcessLogger). */
+/** Text written to a file descriptor in batches (createLineWriter). */
 export interface LineWriter {
   write(text: string): void;
-  /** Writes what is buffered now. */
+  /** Starts writing what is buffered now. */
+  flush(): void;
+  /** Writes what is buffered now, synchronously (exit handlers). */
   flushSync(): void;
+  /** Writes what is buffered, then closes the file descriptor. */
+  close(): Promise<void>;
 }
 
-export function createLineWriter(fd: number): LineWriter {
-  const dest = pino.destination({ dest: fd, sync: true, minLength: LOG_BUFFER_BYTES, periodicFlush: LOG_FLUSH_MS });
+/**
+ * Writes to `fd` every LOG_FLUSH_MS or 4 KiB, asynchronously (libuv's thread pool), never
+ * blocking the event loop: a reader that stops reading costs memory up to 16 MiB, then lines.
+ * pino's default destination wrote each line on its own, one thread-pool write per line:
+ * under load a thread hand-off and a completion callback per run, and a wake-up of the
+ * process reading the pipe (a container runtime, a supervisor).
+ */
+export function createLineWriter(fd: number, flushMs = LOG_FLUSH_MS): LineWriter {
+  const dest = pino.destination({
+    dest: fd,
+    sync: false,
+    minLength: LOG_BUFFER_BYTES,
+    maxLength: LOG_MAX_BUFFERED_BYTES,
+    periodicFlush: flushMs,
+  });
   return {
+    // Looked up on every call: pino replaces it with a no-op once the reader is gone (EPIPE).
     write: (text) => void dest.write(text),
+    flush: () => dest.flush(),
     flushSync: () => {
       try {
         dest.flushSync();
@@ -53,7 +62,53 @@ export function createLineWriter(fd: number): LineWriter {
         // Destroyed, or the fd is gone: nothing more can be written.
       }
     },
+    close: () =>
+      new Promise<void>((resolve) => {
+        dest.once("close", () => resolve());
+        dest.end();
+      }),
   };
+}
+
+/** A process's two outputs, each written in batches; what `up` forwards from its servers goes through the same ones. */
+export interface LogOutput {
+  stdout: LineWriter;
+  stderr: LineWriter;
+  /** Writes what both hold (on exit). */
+  flushSync(): void;
+}
+
+export function createLogOutput(): LogOutput {
+  const stdout = createLineWriter(1);
+  const stderr = createLineWriter(2);
+  return {
+    stdout,
+    stderr,
+    flushSync: () => {
+      stdout.flushSync();
+      stderr.flushSync();
+    },
+  };
+}
+
+/**
+ * The logger of an openplane process (src/bin): as createLogger, JSON lines or readable ones,
+ * to `out` (stdout for JSON, stderr otherwise), written in batches (createLineWriter). A
+ * warning or an error is written at once, with what was buffered before it. A process killed
+ * outright (SIGKILL, OOM) loses the rest: the lines of its last LOG_FLUSH_MS, or more if its
+ * event loop was blocked meanwhile.
+ */
+export function createProcessLogger(opts: LoggerOptions, out: LineWriter): Logger {
+  const stream = {
+    // pino then sets lastLevel before each write.
+    [Symbol.for("pino.metadata")]: true,
+    lastLevel: 0,
+    write(line: string) {
+      out.write(opts.json ? line : humanLine(line));
+      if (this.lastLevel >= WARN) out.flush();
+    },
+  };
+  return pino(pinoOptions(opts), stream);
 }
 
 function pinoOptions(opts: LoggerOptions): pino.LoggerOptions {

@@ -226,7 +226,8 @@ export async function startCli(opts: StartOptions = {}): Promise<CliProcess> {
         }
       },
       async settledLogs() {
-        if (!s.exitedSync()) await new Promise((r) => setTimeout(r, 3 * LOG_FLUSH_MS));
+        // Two batching hops for a server under `up` (its own, then up's), on a loaded machine.
+        if (!s.exitedSync()) await new Promise((r) => setTimeout(r, 10 * LOG_FLUSH_MS));
         return out;
       },
       exited: s.exited,
