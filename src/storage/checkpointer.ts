@@ -9,6 +9,7 @@ import {
 } from "@langchain/langgraph-checkpoint";
 import { PostgresSaver } from "@langchain/langgraph-checkpoint-postgres";
 import pg from "pg";
+import { boundedSet } from "../lib/bounded-map.js";
 import {
   checkpointStatements,
   type CheckpointRow,
@@ -44,6 +45,9 @@ export interface RunAwarePostgresSaverOptions {
   /** Write batches in flight at once (connections writes may hold); default 2. */
   maxWriteBatches?: number;
 }
+
+/** How many ended runs' guards keep refusing their writes (RunAwarePostgresSaver.guard). */
+const RETIRED_GUARDS = 10_000;
 
 /** Bounds of one write batch (see write-batcher.ts). */
 const MAX_BATCH_WRITES = 64;
@@ -81,6 +85,8 @@ export class RunAwarePostgresSaver extends PostgresSaver {
   private readonly primed = new Map<string, { threadId: string; row: CheckpointRow | null }>();
   /** Per run: the attempt in progress here and what its writes check just before they are sent (guard). */
   private readonly guards = new Map<string, { attempt: number; check: () => void }>();
+  /** Runs whose attempt here ended (most recent RETIRED_GUARDS): a straggling write of theirs is refused. */
+  private readonly retired = new Map<string, true>();
 
   constructor(
     private readonly ownPool: pg.Pool,
@@ -113,12 +119,17 @@ export class RunAwarePostgresSaver extends PostgresSaver {
     return this.batcher.submit([w], writeKeys(w), writeBytes(w), this.guardOf(runId, config.metadata?.run_attempt));
   }
 
-  /** The guard of a run's writes; an earlier attempt's (replaced by a later one here) always refuses. */
+  /**
+   * The guard of a run's writes. An earlier attempt's (replaced by a later one here) and one
+   * whose attempt here has ended always refuse.
+   */
   private guardOf(runId: unknown, attempt: unknown): (() => void) | undefined {
-    const entry = typeof runId === "string" ? this.guards.get(runId) : undefined;
-    if (!entry || typeof attempt !== "number" || entry.attempt === attempt) return entry?.check;
+    if (typeof runId !== "string") return undefined;
+    const entry = this.guards.get(runId);
+    if (entry && (typeof attempt !== "number" || entry.attempt === attempt)) return entry.check;
+    if (!entry && !this.retired.has(runId)) return undefined;
     return () => {
-      throw new Error(`run ${String(runId)}: attempt ${String(attempt)} was superseded, checkpoint write not sent`);
+      throw new Error(`run ${runId}: attempt ${String(attempt)} is over here, checkpoint write not sent`);
     };
   }
 
@@ -127,13 +138,18 @@ export class RunAwarePostgresSaver extends PostgresSaver {
    * `check` just before it is sent, and is not sent if it throws: the write fails with that
    * error. The worker checks that it still holds the run's lease: a write queued before a
    * pause of the process (a VM frozen, a long GC) may otherwise be sent after it, when
-   * another worker may already run the run.
+   * another worker may already run the run. Writes naming another attempt (`run_attempt` in
+   * their metadata) are refused, and so are the run's writes once the disposer was called,
+   * until an attempt of it is guarded here again.
    */
   guard(runId: string, attempt: number, check: () => void): () => void {
     const entry = { attempt, check };
     this.guards.set(runId, entry);
+    this.retired.delete(runId);
     return () => {
-      if (this.guards.get(runId) === entry) this.guards.delete(runId);
+      if (this.guards.get(runId) !== entry) return;
+      this.guards.delete(runId);
+      boundedSet(this.retired, runId, true, RETIRED_GUARDS);
     };
   }
 

@@ -532,6 +532,32 @@ describe("a run writing behind (writeBehind)", () => {
   });
 });
 
+describe("a run's guard (RunAwarePostgresSaver.guard)", () => {
+  it("refuses another attempt's writes, and the run's writes once its attempt ended; other runs' go through", async () => {
+    const schema = await newSchema();
+    const saver = new RunAwarePostgresSaver(newPool(), { schema });
+    await saver.setup();
+    const meta = { source: "loop", step: 0, parents: {} } as CheckpointMetadata;
+    const put = (thread: string, metadata: Record<string, unknown>, v: number) =>
+      saver.put({ configurable: { thread_id: thread, checkpoint_ns: "" }, metadata }, checkpointAt(uuid6(-1), { a: v }, { a: v }), meta, { a: v });
+    const dispose = saver.guard("run-g", 2, () => {});
+    await put("guard-2", { run_id: "run-g", run_attempt: 2 }, 1);
+    await expect(put("guard-1", { run_id: "run-g", run_attempt: 1 }, 1)).rejects.toThrow(/attempt 1 is over here/);
+    dispose();
+    await expect(put("guard-2", { run_id: "run-g", run_attempt: 2 }, 2)).rejects.toThrow(/attempt 2 is over here/);
+    await put("guard-other", { run_id: "run-other", run_attempt: 1 }, 1);
+    // A new attempt of the run guarded here again writes.
+    const again = saver.guard("run-g", 3, () => {});
+    await put("guard-3", { run_id: "run-g", run_attempt: 3 }, 1);
+    again();
+    const values = async (thread: string) => (await collect(saver, { configurable: { thread_id: thread } })).map((t) => t.checkpoint.channel_values);
+    expect(await values("guard-2")).toEqual([{ a: 1 }]);
+    expect(await values("guard-1")).toEqual([]);
+    expect(await values("guard-other")).toEqual([{ a: 1 }]);
+    expect(await values("guard-3")).toEqual([{ a: 1 }]);
+  });
+});
+
 // ------------------------------------------------------------ statement counts
 
 describe("statements per invoke", () => {
