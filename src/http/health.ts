@@ -1,6 +1,7 @@
 import type { Context } from "hono";
 import { AppError } from "../domain/errors.js";
 import type { Logger } from "../lib/logger.js";
+import { withTimeout } from "../lib/time.js";
 
 /** One store a process depends on, as `/ok?check_db=1` names it. */
 export interface StoreCheck {
@@ -33,7 +34,7 @@ export async function assertStoresReachable(checks: readonly StoreCheck[], logge
   await Promise.all(
     checks.map(async ({ name, check }) => {
       try {
-        await withTimeout(check(), timeoutMs);
+        await withTimeout(check(), timeoutMs, () => new CheckTimeout());
       } catch (err) {
         failed.push(name);
         logger.warn({ store: name, code: errorCode(err) }, "store check failed");
@@ -49,15 +50,6 @@ export async function assertStoresReachable(checks: readonly StoreCheck[], logge
 
 class CheckTimeout extends Error {
   readonly code = "TIMEOUT";
-}
-
-function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new CheckTimeout()), ms);
-    timer.unref();
-  });
-  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
 }
 
 /** A driver's error code (ECONNREFUSED, a SQLSTATE, TIMEOUT), never its message. */

@@ -54,11 +54,12 @@ for i = 1, (#ARGV - 2) / 6 do
     local first, err = false, nil
     if last_of[log] then prev = last_of[log] elseif prev == '' then first = true; prev, err = last_id(log) end
     local added = err and { err = err } or redis.pcall('XADD', log, 'MAXLEN', '~', maxlen, id, 'e', event, 'd', data)
-    if type(added) == 'table' and kind == 'r' and string.find(added.err, 'equal or smaller', 1, true) and written(log, id, event, data) then
+    local collided = type(added) == 'table' and kind == 'r' and string.find(added.err, 'equal or smaller', 1, true)
+    if collided and written(log, id, event, data) then
       last_of[log] = id
       answers[i] = '=' .. id
     elseif type(added) == 'table' then
-      local last = kind == 'r' and string.find(added.err, 'equal or smaller', 1, true) and last_id(log)
+      local last = collided and last_id(log)
       refused[log] = last and ('?' .. last) or ('!' .. added.err)
       answers[i] = refused[log]
     else
@@ -80,9 +81,10 @@ const APPEND_SHA = createHash("sha1").update(APPEND_SCRIPT).digest("hex");
 const MAX_BATCH_EVENTS = 256;
 const MAX_BATCH_CHARS = 1 << 20;
 /**
- * SUBSCRIBEs on their way at once (a run's creation waits for its SUBSCRIBE). Appends have one script call on their way at a time: with several, a run event
- * refused for its id (another writer's later one) could land after that run's next event,
- * already sent in a later call.
+ * SUBSCRIBEs on their way at once (a run's creation waits for its SUBSCRIBE). Appends have
+ * one script call on their way at a time: with several, a run event refused for its id
+ * (another writer's later one) could land after that run's next event, already sent in a
+ * later call.
  */
 const SUBSCRIPTIONS_IN_FLIGHT = 4;
 /**

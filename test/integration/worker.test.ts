@@ -70,6 +70,18 @@ const status = async (stack: TestStack, runId: string) =>
   (await stack.sql<{ status: string; attempt: number; lease_owner: string | null }[]>`
     SELECT status, attempt, lease_owner FROM run WHERE run_id = ${runId}`)[0]!;
 
+/** Rings for the run now: the stack's worker claims it. */
+const dispatch = (stack: TestStack, run: { run_id: string; thread_id: string }) =>
+  stack.queue.dispatch([{ run_id: run.run_id, thread_id: run.thread_id, delay_ms: 0 }]);
+
+/** A run of `graphId` on a new thread, dispatched, once the worker has it running. */
+async function startRun(stack: TestStack, graphId: string) {
+  const run = await insertRun(stack, graphId);
+  await dispatch(stack, run);
+  await waitFor(async () => (await status(stack, run.run_id)).status === "running", 10_000, "run start");
+  return run;
+}
+
 /** Collects a subscription in the background; `ended` tells whether it has ended. */
 function watch(sub: Subscription) {
   const events: StreamEvent[] = [];
@@ -116,9 +128,7 @@ describe("worker: a run taken over by another worker", () => {
   const s = stackForBlock({ configPath: "test/fixtures/slow/langgraph.json", leaseSecs: 30 });
 
   it("the stale worker neither records its outcome nor ends the new holder's stream", async () => {
-    const run = await insertRun(s.stack, "slow");
-    await s.stack.queue.dispatch([{ run_id: run.run_id, thread_id: run.thread_id, delay_ms: 0 }]);
-    await waitFor(async () => (await status(s.stack, run.run_id)).status === "running", 10_000, "run start");
+    const run = await startRun(s.stack, "slow");
     // The lease lapsed (say a long GC pause), the sweeper reclaimed the run and
     // another worker claimed it: it now belongs to "new-holder", which is executing it.
     await s.stack.sql`UPDATE run SET lease_owner = 'new-holder', attempt = attempt + 1 WHERE run_id = ${run.run_id}`;
@@ -138,7 +148,7 @@ describe("worker: a run taken over by another worker", () => {
   it("a run whose thread is deleted while it executes still ends its stream", async () => {
     const run = await insertRun(s.stack, "slow");
     const live = watch(await s.stack.bus.subscribe(run.run_id, { after: "-1" }));
-    await s.stack.queue.dispatch([{ run_id: run.run_id, thread_id: run.thread_id, delay_ms: 0 }]);
+    await dispatch(s.stack, run);
     await waitFor(async () => (await status(s.stack, run.run_id)).status === "running", 10_000, "run start");
     const res = await s.stack.app.request(`/threads/${run.thread_id}`, { method: "DELETE" });
     expect(res.status).toBe(204);
@@ -156,9 +166,7 @@ describe("worker: a pause of the process longer than the lease", () => {
   const s = stackForBlock({ configPath: "test/fixtures/slow/langgraph.json", leaseSecs: 1 });
 
   it("checkpoint writes queued before it are not sent after it: the stale attempt writes nothing and records nothing", async () => {
-    const run = await insertRun(s.stack, "frozen");
-    await s.stack.queue.dispatch([{ run_id: run.run_id, thread_id: run.thread_id, delay_ms: 0 }]);
-    await waitFor(async () => (await status(s.stack, run.run_id)).status === "running", 10_000, "run start");
+    const run = await startRun(s.stack, "frozen");
     // Waits for the run's handler. The graph blocked the event loop past the lease: the write
     // pipeline's linger timer, due before the lease's, fired first after the pause.
     await s.stack.worker!.close(10_000);
@@ -215,7 +223,7 @@ describe("worker: a graph with an output schema", () => {
 
   it("caches the thread's whole state, not only the output keys it streams", async () => {
     const run = await insertRun(s.stack, "narrow");
-    await s.stack.queue.dispatch([{ run_id: run.run_id, thread_id: run.thread_id, delay_ms: 0 }]);
+    await dispatch(s.stack, run);
     await waitFor(async () => (await status(s.stack, run.run_id)).status === "success", 10_000, "run success");
     const thread = await s.stack.deps.threads.get(run.thread_id);
     expect(thread).toMatchObject({ status: "idle", values: { answer: "42", scratch: "working" } });
@@ -227,7 +235,7 @@ describe("worker: a run's last checkpoint writes, committed with its outcome", (
 
   it("land with it: the thread's checkpoint holds the run's end", async () => {
     const run = await insertRun(s.stack, "counter");
-    await s.stack.queue.dispatch([{ run_id: run.run_id, thread_id: run.thread_id, delay_ms: 0 }]);
+    await dispatch(s.stack, run);
     await waitFor(async () => (await status(s.stack, run.run_id)).status === "success", 10_000, "run success");
     const graph = (await s.stack.graphs.get("counter", { configurable: { thread_id: run.thread_id } })).graph;
     const state = await graph.getState({ configurable: { thread_id: run.thread_id } });

@@ -19,6 +19,17 @@ function controlledSend(fail?: (batch: string[]) => unknown) {
   return { sent, send, finishOne, inFlight: () => gates.length };
 }
 
+/** A guard that refuses once the lease is lost, as the worker's does. */
+function leaseGuard() {
+  let held = true;
+  return {
+    guard: () => {
+      if (!held) throw new Error("lease lost");
+    },
+    lose: () => void (held = false),
+  };
+}
+
 const settle = () => new Promise((r) => setTimeout(r, 0));
 
 const opts = (over: Partial<WriteBatcherOptions> = {}): WriteBatcherOptions => ({
@@ -73,14 +84,11 @@ describe("write batcher", () => {
     const first = b.submit("a", ["k1"], 1);
     await settle();
     // Queued while "a" is in flight; the lease lapses before they leave.
-    let held = true;
-    const guard = () => {
-      if (!held) throw new Error("lease lost");
-    };
-    const refused = b.submit("b", ["k2"], 1, guard).then(() => "sent", (err: Error) => err.message);
+    const lease = leaseGuard();
+    const refused = b.submit("b", ["k2"], 1, lease.guard).then(() => "sent", (err: Error) => err.message);
     const other = b.submit("c", ["k3"], 1);
     await settle();
-    held = false;
+    lease.lose();
     await s.finishOne();
     await first;
     expect(await refused).toBe("lease lost");
@@ -88,7 +96,7 @@ describe("write batcher", () => {
     await s.finishOne();
     await expect(other).resolves.toBeUndefined();
     // Refused alone in the queue: dropped, the batcher goes on.
-    await expect(b.submit("d", ["k4"], 1, guard)).rejects.toThrow("lease lost");
+    await expect(b.submit("d", ["k4"], 1, lease.guard)).rejects.toThrow("lease lost");
     const last = b.submit("e", ["k5"], 1);
     await settle();
     expect(s.sent).toEqual([["a"], ["c"], ["e"]]);
@@ -99,15 +107,12 @@ describe("write batcher", () => {
   it("runs the guard again before a failed batch's writes are sent one by one", async () => {
     const s = controlledSend((batch) => (batch.length > 1 ? new Error("batch failed") : null));
     const b = createWriteBatcher(s.send, opts());
-    let held = true;
-    const guard = () => {
-      if (!held) throw new Error("lease lost");
-    };
-    const guarded = b.submit("a", ["k1"], 1, guard).then(() => "sent", (err: Error) => err.message);
+    const lease = leaseGuard();
+    const guarded = b.submit("a", ["k1"], 1, lease.guard).then(() => "sent", (err: Error) => err.message);
     const other = b.submit("b", ["k2"], 1);
     await settle();
     expect(s.sent).toEqual([["a", "b"]]);
-    held = false; // the lease lapses while the batch is in flight; the batch then fails
+    lease.lose(); // while the batch is in flight; the batch then fails
     await s.finishOne();
     expect(s.sent).toEqual([["a", "b"], ["b"]]);
     await s.finishOne();
