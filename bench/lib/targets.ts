@@ -22,6 +22,7 @@ import type { BaseCheckpointSaver } from "@langchain/langgraph";
 import { PostgresSaver } from "@langchain/langgraph-checkpoint-postgres";
 import pg from "pg";
 import { envSchema } from "../../src/config/schema.js";
+import { SERVER_NODE_FLAGS } from "../../src/lib/node-flags.js";
 import { tenstepBuilder, trivialBuilder } from "../graphs/graphs.js";
 import type { Infra } from "./infra.js";
 import { childrenOf, freePort, spawnLogged, tail, waitHttpOk, waitLog } from "./proc.js";
@@ -164,7 +165,8 @@ async function startOpenplane(id: "op-one" | "op-split", o: StartOptions): Promi
       LOG_LEVEL: o.logLevel,
       LOG_JSON: "true",
     });
-  const node = (args: string[]) => [...(o.nodeFlags ?? []), BIN, ...args, "--config", BENCH_CONFIG];
+  // Started as the image and `up` start it: with our Node flags.
+  const node = (args: string[]) => [...SERVER_NODE_FLAGS, ...(o.nodeFlags ?? []), BIN, ...args, "--config", BENCH_CONFIG];
   const procs: Record<string, Spawned> = {};
   const api = await spawnReady(
     `openplane serve (${id})`,

@@ -3,7 +3,7 @@
  * worker, this same package) in its own process group on a free loopback port.
  *
  * - Secrets travel in the environment only; argv carries nothing but the
- *   config path and the port.
+ *   config path, the port and our Node flags (lib/node-flags.ts).
  * - Healthy = GET /ok answers 200 (the server migrates its database before it
  *   listens, so migrations have run by then).
  * - An unexpected exit is restarted with exponential backoff; repeated failure
@@ -18,6 +18,7 @@ import { spawn } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
 import { createInterface } from "node:readline";
 import type { Logger } from "../../lib/logger.js";
+import { serverNodeFlags } from "../../lib/node-flags.js";
 import { sleep } from "../../lib/time.js";
 import { failuresAfterExit, nextRestart } from "../restart-policy.js";
 import type { RestartPolicy } from "../restart-policy.js";
@@ -153,7 +154,10 @@ class ManagedServer {
     const tail: string[] = [];
     const child = spawn(
       this.opts.node,
-      [this.opts.bin, "serve", "--config", prepared.configFile, "--port", String(port), "--host", "127.0.0.1"],
+      [
+        ...serverNodeFlags(this.spec.env.NODE_OPTIONS),
+        this.opts.bin, "serve", "--config", prepared.configFile, "--port", String(port), "--host", "127.0.0.1",
+      ],
       {
         cwd: this.spec.cwd ?? prepared.dir,
         env: this.spec.env,
