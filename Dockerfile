@@ -82,8 +82,8 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends tini \
  && rm -rf /var/lib/apt/lists/*
 
-# NODE_OPTIONS: the Node flags of src/lib/node-flags.ts (a larger young generation; setting
-# NODE_OPTIONS replaces them).
+# NODE_OPTIONS: the Node flags of src/lib/node-flags.ts (a larger young generation). To change
+# the value, set NODE_OPTIONS with another --max-semi-space-size (in MiB).
 ENV NODE_ENV=production \
     NODE_OPTIONS="--max-semi-space-size=64" \
     OPENPLANE_DATA_DIR=/var/lib/openplane

@@ -2,12 +2,12 @@
  * Node flags our servers run with. The image sets them in NODE_OPTIONS (Dockerfile) and `up`
  * passes them to the servers it starts.
  *
- * A larger young generation: with tens of runs in flight, V8's default 16 MiB semi-space fills
- * in a few milliseconds, while most of what those runs allocated is still in use. Each
- * scavenge then copies it, and promotes it to the old generation, whose collections cost far
- * more. With 64 MiB most of it is garbage by the next scavenge (bench/RESULTS.md, "Eleventh
- * measurement": about 1 ms less CPU per run at concurrency 32). The cost is memory: the young
- * generation may grow by up to about 150 MiB under load.
+ * A larger young generation: with tens of runs in flight, V8's default semi-space (16 MiB on
+ * a large machine, less in a small container) fills every ~80 ms while a third of it is still
+ * in use by those runs, and each scavenge copies what is. With 64 MiB scavenges are four times
+ * rarer (bench/RESULTS.md, "Eleventh measurement": one --trace-gc run each at concurrency 32,
+ * main-thread GC pauses 6.6 % -> 4.5 % of the time). The cost is memory: the young
+ * generation may take up to 192 MiB (3 x 64) per process under load.
  */
 export const SERVER_NODE_FLAGS: readonly string[] = ["--max-semi-space-size=64"];
 

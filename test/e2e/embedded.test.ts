@@ -55,7 +55,8 @@ describe("openplane up with the embedded PostgreSQL (no POSTGRES_URI, no REDIS_U
 
   const start = async () => {
     // childEnv() (in the helper) removes POSTGRES_URI*, DATABASE_URI and REDIS_URI* from the child.
-    server = await startCli({ command: "up", config: CONFIG, env: { OPENPLANE_DATA_DIR: dataDir } });
+    // No NODE_OPTIONS of the test runner's: the Node flags test below looks for ours on argv.
+    server = await startCli({ command: "up", config: CONFIG, env: { OPENPLANE_DATA_DIR: dataDir, NODE_OPTIONS: undefined } });
     client = sdk(server.url);
   };
 
@@ -93,6 +94,7 @@ describe("openplane up with the embedded PostgreSQL (no POSTGRES_URI, no REDIS_U
     const argv = servers[0]!;
     // Node's own flags come before the script.
     const script = argv.findIndex((a) => a.endsWith("openplane.mjs"));
+    expect(script).toBeGreaterThan(0);
     expect(argv.slice(1, script)).toEqual([...SERVER_NODE_FLAGS]);
   });
 
