@@ -82,8 +82,8 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends tini \
  && rm -rf /var/lib/apt/lists/*
 
-# NODE_OPTIONS: the Node flags of src/lib/node-flags.ts (a larger young generation). To change
-# the value, set NODE_OPTIONS with another --max-semi-space-size (in MiB).
+# NODE_OPTIONS: the Node flags of src/lib/node-flags.ts (a larger young generation). A
+# NODE_OPTIONS set at run time replaces this one: keep --max-semi-space-size=<MiB> in it.
 ENV NODE_ENV=production \
     NODE_OPTIONS="--max-semi-space-size=64" \
     OPENPLANE_DATA_DIR=/var/lib/openplane

@@ -94,9 +94,12 @@ export interface Results {
 
 // ---------------------------------------------------------------- aggregation
 
+/** Of an even count, the mean of the two middle values: with 2 rounds, not the better one. */
 const median = (xs: number[]) => {
   const s = xs.filter(Number.isFinite).sort((a, b) => a - b);
-  return s.length ? s[Math.floor((s.length - 1) / 2)]! : NaN;
+  if (s.length === 0) return NaN;
+  const mid = s.length >> 1;
+  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
 };
 
 export interface Agg {

@@ -3,10 +3,10 @@
  * passes them to the servers it starts.
  *
  * A larger young generation: with tens of runs in flight, V8's default semi-space (16 MiB on
- * a large machine, less in a small container) fills every ~80 ms while a third of it is still
- * in use by those runs, and each scavenge copies what is. With 64 MiB scavenges are four times
- * rarer (bench/RESULTS.md, "Eleventh measurement": one --trace-gc run each at concurrency 32,
- * main-thread GC pauses 6.6 % -> 4.5 % of the time). The cost is memory: the young
+ * a large machine, less in a small container) fills about every 100 ms while a third of it is
+ * still in use by those runs, and each scavenge copies what is. With 64 MiB scavenges are ~3.5
+ * times rarer (bench/RESULTS.md, "Eleventh measurement": one --trace-gc run each at concurrency
+ * 32, main-thread GC pauses 6.6 % -> 4.5 % of the time). The cost is memory: the young
  * generation may take up to 192 MiB (3 x 64) per process under load.
  */
 export const SERVER_NODE_FLAGS: readonly string[] = ["--max-semi-space-size=64"];
