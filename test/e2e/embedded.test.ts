@@ -4,13 +4,14 @@
  * serves ./langgraph.json to the official SDK; after SIGTERM and a restart on
  * the same data dir, threads, runs and checkpoints are still there.
  */
-import { readFileSync, readdirSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Client } from "@langchain/langgraph-sdk";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SERVER_NODE_FLAGS } from "../../src/lib/node-flags.js";
+import { commandLine, listenerStatus } from "../support/control-plane/harness.js";
 import { REPO_ROOT, killAll, printLogsOnFailure, runCli, startCli } from "../helpers/cli.js";
 import type { CliProcess } from "../helpers/cli.js";
 import {
@@ -28,23 +29,6 @@ import {
 
 const VERSION = (JSON.parse(readFileSync(join(REPO_ROOT, "package.json"), "utf8")) as { version: string }).version;
 const CONFIG = join(REPO_ROOT, "langgraph.json");
-
-/** The argv of each live child of a process (Linux /proc). */
-function childProcesses(parent: number): string[][] {
-  const found: string[][] = [];
-  for (const entry of readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
-      // "pid (comm) state ppid ...": comm may hold spaces and parentheses.
-      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
-      if (ppid === parent) found.push(readFileSync(`/proc/${entry}/cmdline`, "utf8").split("\0").filter(Boolean));
-    } catch {
-      // Gone meanwhile.
-    }
-  }
-  return found;
-}
 
 describe("openplane up with the embedded PostgreSQL (no POSTGRES_URI, no REDIS_URI)", () => {
   let dataDir: string;
@@ -88,10 +72,11 @@ describe("openplane up with the embedded PostgreSQL (no POSTGRES_URI, no REDIS_U
     expect(body.flags.assistants).toBe(true);
   });
 
-  it.runIf(process.platform === "linux")("starts its server with the Node flags of src/lib/node-flags.ts", () => {
-    const servers = childProcesses(server!.pid).filter((argv) => argv.includes("serve"));
-    expect(servers).toHaveLength(1);
-    const argv = servers[0]!;
+  it.runIf(process.platform === "linux")("starts its server with the Node flags of src/lib/node-flags.ts", async () => {
+    const pids = (await listenerStatus(server!.url)).workloads.map((w) => w.pid);
+    expect(pids).toHaveLength(1);
+    const argv = (await commandLine(pids[0]!)).split(" ");
+    expect(argv).toContain("serve");
     // Node's own flags come before the script.
     const script = argv.findIndex((a) => a.endsWith("openplane.mjs"));
     expect(script).toBeGreaterThan(0);
